@@ -1,0 +1,1 @@
+"""prunebench: regenerate pruning papers' tables and figures from declarative manifests."""
