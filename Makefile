@@ -1,0 +1,35 @@
+# Two set-up commands on a fresh machine: `make table-imp-vs-stable` and `make test`.
+# Both create .venv and install the project into it when it is missing or older than pyproject.toml.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+PROFILE ?= cpu
+EXECUTOR ?= local
+RUN_FLAGS ?=
+BIN := $(VENV)/bin
+
+# Every manifest bench/manifests/<target>.toml is a make target of the same name.
+TARGETS := $(basename $(notdir $(wildcard bench/manifests/*.toml)))
+
+.PHONY: test reports validate clean-venv $(TARGETS)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+$(TARGETS): $(STAMP)
+	$(BIN)/prunebench run $@ --profile $(PROFILE) --executor $(EXECUTOR) $(RUN_FLAGS)
+
+reports: $(STAMP)
+	$(BIN)/prunebench report --all
+
+validate: $(STAMP)
+	$(BIN)/prunebench validate --all
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean-venv:
+	rm -rf $(VENV)

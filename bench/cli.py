@@ -1,0 +1,155 @@
+"""The ``prunebench`` command: run, report, validate, list.
+
+Exit codes: 0 success, 1 some run failed (after rendering what exists), 2 bad input
+(manifest, command line, data root), with nothing submitted and nothing written.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEFAULT_RESULTS, DEFAULT_REPORTS = "results", "reports"
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="prunebench", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True)
+
+    def target_command(name: str, help: str, all_option: bool = False) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=help, description=help)
+        command.add_argument("target", nargs="?" if all_option else None,
+                             help="a manifest name from `prunebench list` or a path to a .toml file")
+        if all_option:
+            command.add_argument("--all", action="store_true", help="every manifest")
+        return command
+
+    def locations(command: argparse.ArgumentParser, profile: bool = True):
+        if profile:
+            command.add_argument("--profile", help="profile of the manifest (default: the manifest's default)")
+        command.add_argument("--results", default=DEFAULT_RESULTS, help="results directory (default: ./results)")
+        command.add_argument("--reports", default=DEFAULT_REPORTS, help="reports directory (default: ./reports)")
+
+    run = target_command("run", "run a target's grid (only what is missing), then render its report")
+    locations(run)
+    run.add_argument("--executor", default="local", help="inline, local (default) or slurm")
+    run.add_argument("--jobs", type=int, help="parallel local jobs (default: cores / threads per run)")
+    run.add_argument("--data-root", help="dataset directory (default: $PRUNEBENCH_DATA or ./data)")
+    run.add_argument("--dry-run", action="store_true", help="print what would run and exit")
+    run.add_argument("--no-report", action="store_true", help="do not render the report afterwards")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    for option, kind in (("partition", str), ("time-min", int), ("cpus-per-task", int), ("gpus-per-node", int),
+                         ("mem-gb", float), ("array-parallelism", int)):
+        run.add_argument(f"--{option}", type=kind, help=f"SLURM {option} (overrides the manifest's [slurm])")
+
+    report = target_command("report", "render a target's report from the stored runs", all_option=True)
+    locations(report)
+    target_command("validate", "validate a manifest under every profile, running nothing", all_option=True)
+    commands.add_parser("list", help="list targets, methods, models and datasets")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as error:
+        print(f"prunebench: error: {error}", file=sys.stderr)
+        return 2
+
+
+def chosen_targets(args) -> list[str]:
+    from .manifest import targets
+
+    if getattr(args, "all", False):
+        return targets()
+    if not args.target:
+        raise ConfigError("name a target or pass --all", key="target")
+    return [args.target]
+
+
+def cmd_list(args) -> int:
+    from methods import METHODS
+    from models import MODELS
+
+    from .data import DATASETS
+    from .manifest import targets
+
+    for title, names in (("targets", targets()), ("methods", METHODS), ("models", MODELS), ("datasets", DATASETS)):
+        print(f"{title}: {', '.join(sorted(names))}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .execute import plan
+    from .manifest import load_all_profiles
+    from .store import RunStore
+
+    for target in chosen_targets(args):
+        for manifest in load_all_profiles(target):
+            grid = plan(manifest.expand(), RunStore(DEFAULT_RESULTS))
+            print(f"{target} [{manifest.profile}]: ok, {grid.total} runs")
+    return 0
+
+
+def slurm_settings(args, manifest) -> dict:
+    from .manifest import SLURM, Checker
+
+    overrides = {name: getattr(args, name) for name in SLURM if getattr(args, name, None) is not None}
+    return Checker(Path("command line")).table("slurm", {**manifest.slurm, **overrides}, SLURM)
+
+
+def cmd_run(args) -> int:
+    from .data import default_data_root, load_dataset
+    from .execute import check_executor, default_jobs, failures, plan, run_plan
+    from .manifest import load
+    from .store import RunStore
+
+    manifest = load(args.target, args.profile)
+    check_executor(args.executor)
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError(f"must be at least 1, got {args.jobs}", key="--jobs")
+    slurm = slurm_settings(args, manifest)
+    store = RunStore(args.results)
+    specs = manifest.expand()
+    grid = plan(specs, store)
+    print(f"{manifest.target} [{manifest.profile}]: {grid.total} runs, {grid.done} done, "
+          f"{len(grid.pending)} to run ({grid.epochs} epochs)")
+    if args.dry_run:
+        return 0
+    data_root = str(Path(args.data_root) if args.data_root else default_data_root())
+    datasets = {(s.training["dataset"], s.training["val_fraction"], s.training["split_seed"]) for s in grid.pending}
+    for name, val_fraction, split_seed in sorted(datasets):  # checked, and generated once, before any run
+        load_dataset(name, data_root, val_fraction, split_seed)
+    jobs = args.jobs or default_jobs(manifest.training["threads"])
+    run_plan(grid, store, executor=args.executor, jobs=jobs, data_root=data_root, slurm=slurm,
+             progress=not args.quiet)
+    failed = failures(specs, store)
+    for run_id, error in failed.items():
+        print(f"run {run_id} failed: {error.strip().splitlines()[-1] if error.strip() else error}", file=sys.stderr)
+    if not args.no_report:
+        print(f"report: {render(manifest, store, Path(args.reports))}")
+    return 1 if failed else 0
+
+
+def render(manifest, store, reports: Path) -> Path:
+    from .report.build import render_report
+
+    return render_report(manifest, store, reports)
+
+
+def cmd_report(args) -> int:
+    from .manifest import load
+    from .store import RunStore
+
+    for target in chosen_targets(args):
+        manifest = load(target, args.profile)
+        print(f"report: {render(manifest, RunStore(args.results), Path(args.reports))}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "validate": cmd_validate, "list": cmd_list}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Sparsity, compression and theoretical speedup, as ShrinkBench defines them.
+
+FLOPs are the multiply-adds of convolutional and linear layers on one input: a conv layer
+costs C_in/groups * C_out * kernel size * output positions, a linear layer in * out; a
+layer's nonzero FLOPs scale with the density of its weight. Theoretical speedup is dense
+FLOPs over nonzero FLOPs; compression ratio is prunable weights over nonzero prunable weights.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+from methods.masks import prunable_modules
+
+
+def layer_flops(module: nn.Module, output: torch.Tensor) -> int:
+    """Multiply-adds of one conv or linear layer for one input, given its output."""
+    if isinstance(module, nn.Linear):
+        return module.in_features * module.out_features * (output[0].numel() // module.out_features)
+    kernel = math.prod(module.kernel_size)
+    positions = output[0].numel() // module.out_channels
+    return module.in_channels // module.groups * module.out_channels * kernel * positions
+
+
+@torch.no_grad()
+def flops(model: nn.Module, example: torch.Tensor) -> tuple[int, float]:
+    """(dense FLOPs, nonzero FLOPs) of one forward pass of a single example."""
+    counts: list[tuple[int, float]] = []
+
+    def hook(module, inputs, output):
+        weight = module.weight
+        density = float(torch.count_nonzero(weight)) / weight.numel()
+        dense = layer_flops(module, output)
+        counts.append((dense, dense * density))
+
+    handles = [m.register_forward_hook(hook) for m in prunable_modules(model)]
+    was_training = model.training
+    model.eval()
+    try:
+        model(example[:1])
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return sum(c[0] for c in counts), sum(c[1] for c in counts)
+
+
+def sparsity_report(model: nn.Module, example: torch.Tensor) -> dict[str, float]:
+    """Sparsity (zeros among prunable weights), overall sparsity (zeros among all
+    parameters), compression ratio and theoretical speedup of ``model``."""
+    weights = [m.weight for m in prunable_modules(model)]
+    prunable = sum(w.numel() for w in weights)
+    nonzero = sum(int(torch.count_nonzero(w)) for w in weights)
+    parameters = list(model.parameters())
+    total = sum(p.numel() for p in parameters)
+    zeros = total - sum(int(torch.count_nonzero(p)) for p in parameters)
+    dense_flops, nonzero_flops = flops(model, example)
+    return {
+        "sparsity": 1 - nonzero / prunable,
+        "sparsity_overall": zeros / total,
+        "compression_ratio": prunable / nonzero if nonzero else math.inf,
+        "theoretical_speedup": dense_flops / nonzero_flops if nonzero_flops else math.inf,
+    }
+
+
+def pruning_stability(before: float, after: float) -> float:
+    """Definition A.1 of Back to Basics: 1 - (t_pre - t_post) / t_pre."""
+    return 1 - (before - after) / before if before > 0 else math.nan

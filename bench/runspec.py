@@ -1,0 +1,67 @@
+"""Fully resolved run specifications and their identity.
+
+A run's id is a short sha256 of the canonical JSON of what changes its numbers: method,
+hyperparameters, training configuration, goal sparsity, seed and the parent's id. Keys are
+sorted, so the manifest's key order does not matter; keys whose value is None are left
+out, so a setting added later with a None default keeps every existing id. The row label
+is presentation only and not part of the id.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+
+SCHEMA_VERSION = 1
+TUNED_TRAINING_KEYS = ("lr", "weight_decay", "momentum")
+
+
+def canonical_json(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _without_none(mapping: dict) -> dict:
+    return {k: (_without_none(v) if isinstance(v, dict) else v) for k, v in mapping.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run. ``parent`` is the dense run a prune-after-training run starts from."""
+
+    method: str
+    seed: int
+    training: dict
+    hp: dict = field(default_factory=dict)
+    goal_sparsity: float | None = None
+    parent: "RunSpec | None" = None
+    label: str = field(default="", compare=False)
+
+    def identity(self) -> dict:
+        return _without_none({
+            "schema_version": SCHEMA_VERSION,
+            "method": self.method,
+            "seed": self.seed,
+            "training": self.training,
+            "hp": self.hp,
+            "goal_sparsity": self.goal_sparsity,
+            "parent": self.parent.run_id if self.parent else None,
+        })
+
+    @cached_property
+    def run_id(self) -> str:
+        return hashlib.sha256(canonical_json(self.identity()).encode()).hexdigest()[:16]
+
+    def hp_columns(self) -> dict:
+        """Record columns ``hp_<name>``: the method's hyperparameters and the tuned training keys."""
+        tuned = {key: self.training[key] for key in TUNED_TRAINING_KEYS}
+        return {f"hp_{key}": value for key, value in {**tuned, **self.hp}.items()}
+
+    def to_json(self) -> dict:
+        """What config.json holds: the identity, the label and the parent in full."""
+        return {**self.identity(), "run_id": self.run_id, "label": self.label,
+                "parent": self.parent.to_json() if self.parent else None}
+
+    @property
+    def stage(self) -> int:
+        """0 for runs that need no other run, 1 + the parent's stage otherwise."""
+        return 0 if self.parent is None else 1 + self.parent.stage

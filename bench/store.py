@@ -1,0 +1,92 @@
+"""Run directories under ``results/runs/<run_id>/`` and collecting their records.
+
+A finished run holds config.json, history.parquet, record.parquet (one row), model.pt
+(final state dict with masks; pruned weights exactly zero) and log.txt. A failed run holds
+config.json and failed.json (the traceback). Either appears atomically: it is written into
+a temporary sibling and renamed into place. Consolidated tables are always rebuilt from
+the run directories.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pyarrow
+import torch
+
+from .runspec import RunSpec
+
+RECORD, HISTORY, MODEL, CONFIG, LOG, FAILED = (
+    "record.parquet", "history.parquet", "model.pt", "config.json", "log.txt", "failed.json")
+
+
+class RunStore:
+    def __init__(self, results: str | Path):
+        self.results = Path(results)
+        self.runs = self.results / "runs"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs / run_id
+
+    def is_done(self, run_id: str) -> bool:
+        return (self.run_dir(run_id) / RECORD).is_file()
+
+    def failure(self, run_id: str) -> dict | None:
+        path = self.run_dir(run_id) / FAILED
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def _publish(self, spec: RunSpec, write) -> Path:
+        """Write a run directory aside with ``write(tmp_dir)``, then rename it into place."""
+        self.runs.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.run_id}-", dir=self.runs))
+        (tmp / CONFIG).write_text(json.dumps(spec.to_json(), indent=2, sort_keys=True))
+        write(tmp)
+        final = self.run_dir(spec.run_id)
+        if final.exists() and not self.is_done(spec.run_id):
+            stale = self.runs / f".trash-{spec.run_id}-{uuid.uuid4().hex[:8]}"
+            os.rename(final, stale)  # an earlier failure or a corrupt record: replace it
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another process published the same run first
+            shutil.rmtree(tmp, ignore_errors=True)
+        return final
+
+    def write_run(self, spec: RunSpec, record: dict, history: list[dict], state_dict: dict, log: str) -> Path:
+        def write(tmp: Path):
+            pd.DataFrame(history).to_parquet(tmp / HISTORY)
+            torch.save({"state_dict": state_dict}, tmp / MODEL)
+            (tmp / LOG).write_text(log)
+            pd.DataFrame([record]).to_parquet(tmp / RECORD)
+        return self._publish(spec, write)
+
+    def write_failure(self, spec: RunSpec, error: str, log: str) -> Path:
+        def write(tmp: Path):
+            (tmp / LOG).write_text(log)
+            (tmp / FAILED).write_text(json.dumps({"run_id": spec.run_id, "status": "failed", "error": error},
+                                                 indent=2))
+        return self._publish(spec, write)
+
+    def load_parent(self, run_id: str) -> tuple[dict, dict]:
+        """(state dict, record) of a finished run."""
+        state = torch.load(self.run_dir(run_id) / MODEL, map_location="cpu", weights_only=True)["state_dict"]
+        return state, self.read_record(run_id)
+
+    def read_record(self, run_id: str) -> dict:
+        return pd.read_parquet(self.run_dir(run_id) / RECORD).iloc[0].to_dict()
+
+    def collect(self, run_ids) -> tuple[pd.DataFrame, dict[str, str]]:
+        """Records of the given finished runs, and the unreadable ones with the reason."""
+        frames, broken = [], {}
+        for run_id in dict.fromkeys(run_ids):
+            if not self.is_done(run_id):
+                continue
+            try:
+                frames.append(pd.read_parquet(self.run_dir(run_id) / RECORD))
+            except (OSError, pyarrow.ArrowException) as error:
+                broken[run_id] = f"{self.run_dir(run_id) / RECORD}: {error}"
+        return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), broken

@@ -1,0 +1,71 @@
+"""Shared fixtures: a valid manifest written to a temporary file, edited per test."""
+
+import copy
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from bench.manifest import manifest_dir
+
+SMALL = {
+    "title": "test table",
+    "source": "tests",
+    "goal_sparsities": [0.5, 0.9],
+    "seeds": [0],
+    "training": {
+        "model": "resnet1d", "dataset": "mnist1d", "epochs": 2, "batch_size": 128, "lr": 0.1,
+        "weight_decay": 5e-4, "lr_schedule": {"kind": "stepped", "milestones": [1], "gamma": 0.1},
+    },
+    "rows": [
+        {"label": "Dense", "method": "dense"},
+        {"label": "IMP", "method": "imp", "params": {"schedule": "slr"},
+         "grid": {"retrain_epochs": [1], "cycles": [1, 2]}, "constraint": "cycles * retrain_epochs <= epochs"},
+    ],
+    "profiles": {"quick": {"seeds": [0, 1]}},
+}
+
+
+def dump_toml(data: dict) -> str:
+    """A minimal TOML writer for the test manifests (tables, arrays of tables, scalars, lists)."""
+    def scalar(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f'"{k}" = {scalar(x)}' for k, x in v.items()) + " }"
+        return repr(v)
+
+    lines = [f'"{k}" = {scalar(v)}' for k, v in data.items() if not isinstance(v, (dict, list)) or
+             (isinstance(v, list) and not (v and isinstance(v[0], dict)))]
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines.append(f'["{key}"]')
+            lines += [f'"{k}" = {scalar(v)}' for k, v in value.items()]
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            for item in value:
+                lines.append(f'[["{key}"]]')
+                lines += [f'"{k}" = {scalar(v)}' for k, v in item.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def write_manifest(tmp_path):
+    """write_manifest(edit) -> path of a manifest: SMALL after ``edit(dict)`` (in place)."""
+    def write(edit=None, name="small.toml") -> Path:
+        data = copy.deepcopy(SMALL)
+        if edit:
+            edit(data)
+        path = tmp_path / name
+        path.write_text(dump_toml(data))
+        assert edit or tomllib.loads(path.read_text()) == data
+        return path
+    return write
+
+
+@pytest.fixture
+def shipped_manifest():
+    return lambda target: manifest_dir() / f"{target}.toml"
