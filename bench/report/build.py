@@ -35,8 +35,8 @@ def caption(manifest: Manifest) -> str:
             f"{t['dataset']}, {t['epochs']} epochs, batch size {t['batch_size']}, {len(manifest.seeds)} seeds. "
             "Per method and goal sparsity, the configuration with the highest mean validation accuracy is "
             "shown with its test accuracy (%), theoretical speedup and sparsity (%), mean \u00b1 std over seeds; "
-            "Time is the training wall time relative to the dense model; the two best accuracies per column "
-            "are bold; a dash means no configuration reached that column.")
+            f"Time is the training wall time relative to the dense model; the {manifest.report['bold']} best "
+            "accuracies per column are bold; a dash means no configuration reached that column.")
 
 
 def render_report(manifest: Manifest, store: RunStore, reports: Path) -> Path:

@@ -1,0 +1,64 @@
+"""Accuracy-vs-sparsity and accuracy-vs-speedup plots of the selected cells.
+
+Figures are built as ``matplotlib.figure.Figure`` objects rendered by the Agg canvas, so
+no pyplot state (global backend, open-figure registry) is touched.
+"""
+
+from itertools import cycle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+MARKERS = "osD^vP*Xph"
+DENSE_STYLES = ("--", ":", "-.")
+PANELS = (("sparsity", "Sparsity (%)", 100.0), ("theoretical_speedup", "Theoretical speedup", 1.0))
+
+
+def _draw_method(ax, rows: pd.DataFrame, x_metric: str, x_scale: float, style: dict) -> None:
+    """Mean test accuracy over the mean x value, with the seeds' min-max band."""
+    x = rows[f"{x_metric}_mean"].to_numpy(dtype=float) * x_scale
+    keep = np.isfinite(x) & (x > 0)
+    order = np.argsort(x[keep])
+    rows, x = rows[keep].iloc[order], x[keep][order]
+    ax.plot(x, rows["test_accuracy_mean"] * 100, **style)
+    ax.fill_between(x, rows["test_accuracy_min"] * 100, rows["test_accuracy_max"] * 100,
+                    color=style["color"], alpha=0.2, linewidth=0)
+
+
+def _draw_dense(ax, row: pd.Series, label: str, linestyle: str) -> None:
+    """The dense baseline: a horizontal line at its mean with its min-max band."""
+    ax.axhline(row["test_accuracy_mean"] * 100, color="0.2", linestyle=linestyle, label=label)
+    ax.axhspan(row["test_accuracy_min"] * 100, row["test_accuracy_max"] * 100, color="0.5", alpha=0.15, linewidth=0)
+
+
+def render_pareto(cells: pd.DataFrame, *, labels: list[str], out_dir: Path, title: str) -> list[Path]:
+    """Write ``pareto.pdf`` and ``pareto.png`` (one line per label; dense as a baseline)."""
+    shown = cells[cells["label"].isin(labels)]
+    dense = [label for label in labels if (shown.loc[shown["label"] == label, "method"] == "dense").any()]
+    pruned = [label for label in labels if label not in dense and (shown["label"] == label).any()]
+    styles = [{"color": color, "marker": marker, "label": label}
+              for label, color, marker in zip(pruned, sns.color_palette("colorblind", len(pruned)), cycle(MARKERS))]
+    with sns.axes_style("whitegrid"):
+        fig = Figure(figsize=(11, 4.2), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, 2, sharey=True)
+    for ax, (metric, xlabel, scale) in zip(axes, PANELS):
+        for style in styles:
+            _draw_method(ax, shown[shown["label"] == style["label"]], metric, scale, style)
+        for label, linestyle in zip(dense, cycle(DENSE_STYLES)):
+            _draw_dense(ax, shown[shown["label"] == label].iloc[0], label, linestyle)
+        ax.set_xlabel(xlabel)
+    axes[0].set_ylabel("Test accuracy (%)")
+    axes[1].set_xscale("log")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper")
+    fig.suptitle(title)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "pareto.pdf", out_dir / "pareto.png"]
+    for path in paths:
+        fig.savefig(path, dpi=200)
+    return paths

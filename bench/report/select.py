@@ -1,0 +1,112 @@
+"""Pick, for every table cell, the configuration with the best validation score.
+
+A cell is a (row label, goal sparsity) pair. Runs are grouped into configurations by
+their ``hp_`` values; the configuration with the highest mean validation accuracy over
+seeds wins, and its runs give the cell's statistics. Test accuracy is only reported.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SPREAD_METRICS = ("test_accuracy", "theoretical_speedup", "sparsity")
+MEAN_METRICS = ("train_seconds", "images_per_second", "pruning_stability",
+                "accuracy_before_prune", "accuracy_after_prune")
+CELL_COLUMNS = [
+    "label", "method", "goal_sparsity", "config", "n_seeds", "run_ids", "val_accuracy_mean",
+    *(f"{metric}_{stat}" for metric in SPREAD_METRICS for stat in ("mean", "std", "min", "max")),
+    *(f"{metric}_mean" for metric in MEAN_METRICS),
+]
+GOAL_TOLERANCE = 1e-6
+
+
+def _plain(value):
+    """A JSON-friendly Python scalar; integral floats (from NaN-padded columns) become ints."""
+    value = value.item() if isinstance(value, np.generic) else value
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def config_json(hp: dict) -> str:
+    """Compact JSON of one run's ``hp_`` values; missing ones (NaN/None) are left out, so
+    runs that share their missing values share their configuration."""
+    config = {key.removeprefix("hp_"): _plain(value) for key, value in hp.items() if not pd.isna(value)}
+    return json.dumps(config, sort_keys=True, separators=(",", ":"))
+
+
+def assign_columns(runs: pd.DataFrame, goals: list[float]) -> dict[float, pd.DataFrame]:
+    """The runs of one label that compete for each goal column: those pruned towards that
+    goal. A label without any goal (the dense baseline) competes in every column."""
+    if runs["goal_sparsity"].isna().all():
+        return {goal: runs for goal in goals}
+    achieved = runs["goal_sparsity"].to_numpy(dtype=float)
+    return {goal: runs[np.isclose(achieved, goal, rtol=0, atol=GOAL_TOLERANCE)] for goal in goals}
+
+
+def best_configuration(runs: pd.DataFrame, select_by: str) -> pd.DataFrame:
+    """The runs of the configuration with the highest mean ``select_by`` over seeds.
+
+    A seed without a score (e.g. diverged) counts as 0, so unstable configurations are
+    penalised; ties go to the smallest (method, config) pair.
+    """
+    scores = runs[select_by].astype(float).fillna(0.0).groupby([runs["method"], runs["config"]]).mean()
+    ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    method, config = ranked[0][0]
+    return runs[(runs["method"] == method) & (runs["config"] == config)]
+
+
+def summarize(runs: pd.DataFrame) -> dict:
+    """Provenance and statistics over the seeds of one selected configuration."""
+    summary = {
+        "method": runs["method"].iloc[0],
+        "config": runs["config"].iloc[0],
+        "n_seeds": len(runs),
+        "run_ids": " ".join(sorted(runs["run_id"])),
+        "val_accuracy_mean": runs["val_accuracy"].astype(float).mean(),
+    }
+    for metric in SPREAD_METRICS:
+        values = runs[metric].astype(float)
+        summary |= {f"{metric}_mean": values.mean(), f"{metric}_std": values.std(),
+                    f"{metric}_min": values.min(), f"{metric}_max": values.max()}
+    for metric in MEAN_METRICS:
+        summary[f"{metric}_mean"] = runs[metric].astype(float).mean()
+    return summary
+
+
+def select_cells(records: pd.DataFrame, goals: list[float], select_by: str = "val_accuracy") -> pd.DataFrame:
+    """One row per (label, goal) with a selection: the chosen configuration, the runs
+    backing it and their statistics (columns ``CELL_COLUMNS``)."""
+    if select_by == "test_accuracy":
+        raise ValueError("configurations must be selected on validation data, not on test accuracy")
+    hp_columns = sorted(column for column in records.columns if column.startswith("hp_"))
+    runs = records.assign(config=[config_json(hp) for hp in records[hp_columns].to_dict("records")])
+    cells = []
+    for label, label_runs in runs.groupby("label", sort=True):
+        for goal, candidates in assign_columns(label_runs, goals).items():
+            if not candidates.empty:
+                chosen = best_configuration(candidates, select_by)
+                cells.append({"label": label, "goal_sparsity": goal, **summarize(chosen)})
+    return pd.DataFrame(cells, columns=CELL_COLUMNS)
+
+
+def time_ratios(cells: pd.DataFrame) -> dict[str, float]:
+    """Per label, the mean train_seconds of its selected runs over that of the dense
+    row(s); empty when no row has method "dense"."""
+    timed = cells.dropna(subset=["train_seconds_mean"])
+    total = timed["train_seconds_mean"] * timed["n_seeds"]
+    seconds = total.groupby(timed["label"]).sum() / timed["n_seeds"].groupby(timed["label"]).sum()
+    dense = timed["method"] == "dense"
+    if not dense.any():
+        return {}
+    dense_seconds = total[dense].sum() / timed.loc[dense, "n_seeds"].sum()
+    return {label: float(value / dense_seconds) for label, value in seconds.items()}
+
+
+def write_selection(cells: pd.DataFrame, out_dir: Path) -> Path:
+    """Write ``selection.csv``: every cell's configuration, run ids and statistics."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "selection.csv"
+    cells[CELL_COLUMNS].to_csv(path, index=False)
+    return path

@@ -1,0 +1,77 @@
+"""The results table in the layout of Table 1 of "Back to Basics" (booktabs LaTeX)."""
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report.latex import environment
+from bench.report.select import GOAL_TOLERANCE, time_ratios
+
+MISSING = "--"
+
+
+def mean_std(mean: float, std: float, digits: int, std_digits: int) -> str:
+    r"""``mean $\pm$ std`` at the given decimals; the std is left out when it prints as zero."""
+    if not math.isfinite(mean):
+        return MISSING
+    text = f"{mean:.{digits}f}"
+    if math.isfinite(std) and float(f"{std:.{std_digits}f}") > 0:
+        text += rf" $\pm$ {std:.{std_digits}f}"
+    return text
+
+
+def goal_header(goal: float) -> str:
+    """A goal sparsity as a column title, e.g. 0.995 -> "99.5%"."""
+    return f"{round(goal * 100, 4):g}%"
+
+
+def bold_threshold(values: list[float], count: int) -> float:
+    """The lowest value still set in bold: the ``count``-th highest, so values tied with
+    it are bold as well."""
+    ranked = sorted((value for value in values if math.isfinite(value)), reverse=True)
+    return ranked[min(count, len(ranked)) - 1] if ranked and count > 0 else math.inf
+
+
+def goal_column(cells: pd.DataFrame, goal: float, labels: list[str], bold: int) -> dict[str, dict]:
+    """Formatted Accuracy/Speedup/Sparsity per label for one goal column. Bold marks the
+    ``bold`` best printed accuracies; the dense baseline does not compete."""
+    rows = cells[((cells["goal_sparsity"] - goal).abs() <= GOAL_TOLERANCE) & cells["label"].isin(labels)]
+    rows = rows.set_index("label")
+    accuracy = (rows["test_accuracy_mean"] * 100).round(2)
+    threshold = bold_threshold(accuracy[rows["method"] != "dense"].tolist(), bold)
+    column = {}
+    for label, row in rows.iterrows():
+        text = mean_std(accuracy[label], row["test_accuracy_std"] * 100, 2, 2)
+        if row["method"] != "dense" and accuracy[label] >= threshold:
+            text = rf"\textbf{{{text}}}"
+        speedup = row["theoretical_speedup_mean"]
+        column[label] = {
+            "accuracy": text,
+            "speedup": mean_std(speedup, row["theoretical_speedup_std"], 0 if speedup >= 10 else 1, 1),
+            "sparsity": mean_std(row["sparsity_mean"] * 100, row["sparsity_std"] * 100, 2, 2),
+        }
+    return column
+
+
+def render_table(cells: pd.DataFrame, *, labels: list[str], goals: list[float], bold: int = 2,
+                 caption: str, out_dir: Path) -> list[Path]:
+    """Write ``table.tex`` (a table float to \\input, needs booktabs and graphicx) and
+    ``standalone.tex`` (a document that compiles on its own); return both paths."""
+    ratios = time_ratios(cells)
+    columns = [goal_column(cells, goal, labels, bold) for goal in goals]
+    rows = [{
+        "label": label,
+        "time": rf"{ratios[label]:.2f}$\times$" if label in ratios else MISSING,
+        "cells": [column.get(label) for column in columns],
+    } for label in labels]
+    env = environment()
+    table = env.get_template("table.tex.j2").render(
+        caption=caption, goals=[goal_header(goal) for goal in goals], rows=rows)
+    standalone = env.get_template("standalone.tex.j2").render(table=table)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "table.tex", out_dir / "standalone.tex"]
+    for path, text in zip(paths, (table, standalone)):
+        path.write_text(text)
+    return paths

@@ -1,0 +1,175 @@
+"""The command line end to end: the smoke profile, resume, failures, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import bench.execute
+from bench.cli import main
+from bench.manifest import load
+from methods.masks import prunable_modules
+from models import build_model
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture
+def dirs(tmp_path, data_root):
+    results, reports = tmp_path / "results", tmp_path / "reports"
+    return results, reports, ["--results", str(results), "--reports", str(reports), "--data-root", str(data_root)]
+
+
+def run_ids(results: Path) -> set[str]:
+    return {p.name for p in (results / "runs").iterdir() if not p.name.startswith(".")} if (results / "runs").exists() else set()
+
+
+def test_smoke_profile_end_to_end_then_nothing_to_rerun(dirs, capsys):
+    results, reports, where = dirs
+    assert main(["run", "table-imp-vs-stable", "--profile", "smoke", "--executor", "inline", "--quiet", *where]) == 0
+    manifest = load("table-imp-vs-stable", "smoke")
+    specs = manifest.expand()
+    expected = {s.run_id for s in specs} | {s.parent.run_id for s in specs if s.parent}
+    assert run_ids(results) == expected
+    for run_id in expected:
+        run = results / "runs" / run_id
+        assert {"config.json", "history.parquet", "record.parquet", "model.pt", "log.txt"} <= {p.name for p in run.iterdir()}
+    records = pd.concat(pd.read_parquet(results / "runs" / r / "record.parquet") for r in expected)
+    assert (records["status"] == "ok").all()
+    pruned = records[records["method"] == "imp"]
+    # IMP hits the goal sparsity exactly and loads the dense parent (its epochs include pretraining).
+    model = build_model("resnet1d", 10, 1)
+    n = sum(m.weight.numel() for m in prunable_modules(model))
+    for _, record in pruned.iterrows():
+        assert record["sparsity"] == pytest.approx(round(record["goal_sparsity"] * n) / n)
+        assert record["epochs"] == manifest.training["epochs"] + record["hp_cycles"] * record["hp_retrain_epochs"]
+        assert record["parent_run_id"] in expected
+        assert 0 < record["pruning_stability"] <= 1.5
+        state = torch.load(results / "runs" / record["run_id"] / "model.pt", weights_only=True)["state_dict"]
+        masks = {k: v for k, v in state.items() if k.endswith("weight_mask")}
+        assert masks, "the masks are saved with the model"
+        for key, mask in masks.items():
+            assert not state[key.replace("weight_mask", "weight")][~mask].any()
+    out = reports / "table-imp-vs-stable" / "smoke"
+    for name in ("table.tex", "standalone.tex", "pareto.pdf", "pareto.png", "selection.csv"):
+        assert (out / name).stat().st_size > 0
+    selection = pd.read_csv(out / "selection.csv")
+    backing = {r for ids in selection["run_ids"] for r in ids.split()}
+    assert backing <= expected
+
+    capsys.readouterr()
+    assert main(["run", "table-imp-vs-stable", "--profile", "smoke", "--executor", "inline", "--quiet", *where]) == 0
+    assert f"{len(expected)} done, 0 to run" in capsys.readouterr().out
+
+
+def test_dry_run_of_the_paper_profile_counts_and_writes_nothing(dirs, capsys):
+    results, reports, where = dirs
+    assert main(["run", "table-imp-vs-stable", "--profile", "paper", "--dry-run", *where]) == 0
+    out = capsys.readouterr().out
+    # Dense: 16 (lr, wd) x 3 seeds = 48; IMP+: 16 x 16 (T_rt, J) x 6 x 3 = 4608; IMP: J * T_rt <= 30 keeps
+    # 7 of the 16 (T_rt, J) pairs, all shared with IMP+, so no run of its own.
+    total = 48 + 4608
+    assert f"{total} runs, 0 done, {total} to run" in out
+    assert not results.exists() and not reports.exists()
+
+
+def test_a_failing_run_is_recorded_and_the_rest_completes(dirs, monkeypatch, capsys):
+    results, reports, where = dirs
+    manifest = load("table-imp-vs-stable", "smoke")
+    victim = next(s for s in manifest.expand() if s.method == "imp")
+    real = bench.execute.train_run
+
+    def flaky(spec, *args, **kwargs):
+        if spec.run_id == victim.run_id:
+            raise RuntimeError("injected failure")
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(bench.execute, "train_run", flaky)
+    code = main(["run", "table-imp-vs-stable", "--profile", "smoke", "--executor", "inline", "--quiet", *where])
+    assert code == 1
+    failed = json.loads((results / "runs" / victim.run_id / "failed.json").read_text())
+    assert "injected failure" in failed["error"] and "Traceback" in failed["error"]
+    done = [p for p in (results / "runs").iterdir() if (p / "record.parquet").exists()]
+    assert len(done) == len(run_ids(results)) - 1
+    failures = pd.read_csv(reports / "table-imp-vs-stable" / "smoke" / "failures.csv")
+    assert failures["run_id"].tolist() == [victim.run_id]
+    # The next run retries only the failed one.
+    monkeypatch.setattr(bench.execute, "train_run", real)
+    capsys.readouterr()
+    assert main(["run", "table-imp-vs-stable", "--profile", "smoke", "--executor", "inline", "--quiet", *where]) == 0
+    assert ", 1 to run" in capsys.readouterr().out
+    assert (results / "runs" / victim.run_id / "record.parquet").exists()
+
+
+def test_a_diverging_run_is_recorded_as_diverged(dirs, write_manifest):
+    results, reports, where = dirs
+
+    def explode(data):
+        data["rows"] = [{"label": "Dense", "method": "dense"}]
+        data["training"]["lr"] = 1e12
+    path = write_manifest(explode)
+    assert main(["run", str(path), "--profile", "base", "--executor", "inline", "--quiet", *where]) == 0
+    (run,) = run_ids(results)
+    record = pd.read_parquet(results / "runs" / run / "record.parquet").iloc[0]
+    assert record["status"] == "diverged"
+
+
+def test_local_grid_killed_half_way_resumes_cleanly(dirs):
+    results, reports, where = dirs
+    command = [sys.executable, "-m", "bench.cli", "run", "table-imp-vs-stable", "--profile", "smoke", "--jobs", "2",
+               "--quiet", "--no-report", *where]
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any((p / "record.parquet").exists() for p in (results / "runs").glob("*")):
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    subprocess.run(["pkill", "-9", "-f", str(results)], check=False)  # submitit workers outlive their parent
+    finished_before = {p.name for p in (results / "runs").iterdir() if (p / "record.parquet").exists()}
+    assert finished_before, "nothing finished before the kill"
+
+    rerun = subprocess.run(command, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    manifest = load("table-imp-vs-stable", "smoke")
+    specs = manifest.expand()
+    expected = {s.run_id for s in specs} | {s.parent.run_id for s in specs}
+    assert f"{len(expected)} runs, {len(finished_before)} done" in rerun.stdout
+    assert run_ids(results) == expected
+    for run_id in expected:
+        assert pd.read_parquet(results / "runs" / run_id / "record.parquet")["run_id"].tolist() == [run_id]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["run", "table-imp-vs-stabel"], "did you mean 'table-imp-vs-stable'"),
+    (["run", "table-imp-vs-stable", "--profile", "gpu"], "unknown profile 'gpu'"),
+    (["run", "table-imp-vs-stable", "--executor", "slurmm"], "unknown executor 'slurmm'"),
+    (["run", "table-imp-vs-stable", "--jobs", "0"], "--jobs"),
+    (["run", "table-imp-vs-stable", "--profile", "smoke", "--time-min", "0"], "slurm.time_min"),
+    (["run", "table-imp-vs-stable", "--profile", "paper", "--executor", "inline"], "cifar-10-batches-py"),
+    (["report"], "name a target or pass --all"),
+])
+def test_bad_command_lines_exit_2_and_write_nothing(dirs, capsys, argv, words):
+    results, reports, where = dirs
+    assert main([*argv, *where] if argv[0] == "run" else argv) == 2
+    assert words in capsys.readouterr().err
+    assert not results.exists()
+
+
+def test_list_and_validate(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "table-imp-vs-stable" in out and "imp" in out and "resnet56" in out and "mnist1d" in out
+    assert main(["validate", "--all"]) == 0
+    assert "table-imp-vs-stable [paper]: ok" in capsys.readouterr().out
