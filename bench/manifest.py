@@ -7,7 +7,6 @@ any of it. Every error names the file and the key.
 
 import ast
 import copy
-import difflib
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -18,7 +17,7 @@ from methods import METHODS
 from methods.base import REQUIRED
 from methods.schedules import TRAINING_KINDS
 
-from .errors import ConfigError
+from .errors import ConfigError, closest
 from .runspec import RunSpec
 
 DEFAULT_PROFILE = "cpu"
@@ -31,12 +30,6 @@ def manifest_dir() -> Path:
 
 def targets() -> list[str]:
     return sorted(p.stem for p in manifest_dir().glob("*.toml"))
-
-
-def closest(name: str, known) -> str:
-    match = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.4)
-    suggestion = f"; did you mean {match[0]!r}?" if match else ""
-    return f"known: {', '.join(sorted(known))}{suggestion}"
 
 
 # --- the schema -----------------------------------------------------------------------
@@ -132,6 +125,8 @@ class Checker:
 
     def value(self, key: str, value, spec: Field):
         """Check one value against its field; returns it with ints widened to floats."""
+        if value is None and spec.default is None:
+            return None
         if isinstance(value, bool) and spec.type is not bool:
             self.fail(key, f"expected {spec.type.__name__}, got a boolean {value!r}")
         if spec.type is float and isinstance(value, int):

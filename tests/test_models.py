@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from bench.errors import ConfigError
+from models import MODELS, build_model
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name, num_classes, in_channels, input_shape", [
+    ("resnet1d", 10, 1, (2, 1, 40)),
+    ("resnet20", 10, 3, (2, 3, 32, 32)),
+    ("resnet32", 100, 3, (2, 3, 32, 32)),
+    ("resnet44", 10, 3, (2, 3, 32, 32)),
+    ("resnet56", 10, 3, (2, 3, 32, 32)),
+    ("resnet110", 10, 3, (2, 3, 32, 32)),
+    ("vgg16", 100, 3, (2, 3, 32, 32)),
+    ("wrn28x10", 100, 3, (1, 3, 32, 32)),
+])
+def test_forward_shape(name, num_classes, in_channels, input_shape):
+    model = build_model(name, num_classes, in_channels).eval()
+    with torch.no_grad():
+        assert model(torch.randn(input_shape)).shape == (input_shape[0], num_classes)
+
+
+def test_resnet50_builds_offline_and_takes_other_channel_counts():
+    model = build_model("resnet50", 10, 1).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 1, 64, 64)).shape == (1, 10)
+
+
+@pytest.mark.parametrize("name, num_classes, millions", [
+    ("resnet20", 10, 0.27),
+    ("resnet56", 10, 0.85),
+    ("resnet110", 10, 1.7),
+    ("resnet50", 1000, 25.6),
+    ("wrn28x10", 10, 36.5),
+])
+def test_parameter_counts_match_the_papers(name, num_classes, millions):
+    count = parameter_count(build_model(name, num_classes, 3))
+    assert count == pytest.approx(millions * 1e6, rel=0.03)
+
+
+def test_resnet1d_has_enough_weights_to_survive_extreme_sparsity():
+    model = build_model("resnet1d", 10, 1)
+    weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.Linear)))
+    assert 50_000 <= weights <= 110_000
+
+
+def test_every_model_is_registered():
+    assert set(MODELS) == {"resnet1d", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
+                           "wrn28x10", "vgg16", "resnet50"}
+
+
+def test_unknown_model_suggests_the_closest_name():
+    with pytest.raises(ConfigError, match="unknown model 'resnet5'.*did you mean 'resnet5[06]'"):
+        build_model("resnet5", 10, 3)
+    with pytest.raises(ConfigError, match="did you mean 'wrn28x10'"):
+        build_model("wrn", 10, 3)
