@@ -106,6 +106,14 @@ def test_dense_row_is_broadcast_and_missing_cells_are_dashes(tmp_path):
     assert table_line(tex, "GMP").count(r"\multicolumn{3}{c}{--}") == 2
 
 
+def test_columns_pick_and_order_the_sub_columns(tmp_path):
+    records = frame(run("i0", "IMP", goal=0.9, test=0.91, speedup=12.0), run("g0", "GMP", goal=0.9, test=0.8))
+    tex = render(select_cells(records, GOALS), tmp_path, ["IMP", "GMP"], columns=["speedup", "accuracy"])
+    assert "Method & Time & Speedup & Accuracy & Speedup & Accuracy" in tex
+    assert r"\multicolumn{2}{c}{--}" in table_line(tex, "IMP")
+    assert "& 12 & \\textbf{91.00}" in table_line(tex, "IMP")
+
+
 def test_exactly_the_two_best_accuracies_per_column_are_bold(tmp_path):
     accuracies = {"A": (0.91, 0.80), "B": (0.93, 0.70), "C": (0.92, 0.85), "D": (0.90, 0.86)}
     records = frame(

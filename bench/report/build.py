@@ -52,7 +52,7 @@ def render_report(manifest: Manifest, store: RunStore, reports: Path) -> Path:
         if not records.empty:
             cells = select_cells(records, manifest.goal_sparsities, manifest.report["select_by"])
             render_table(cells, labels=labels, goals=manifest.goal_sparsities, bold=manifest.report["bold"],
-                         caption=caption(manifest), out_dir=staging)
+                         caption=caption(manifest), out_dir=staging, columns=manifest.report["columns"])
             render_pareto(cells, labels=labels, out_dir=staging, title=manifest.title)
             write_selection(cells, staging)
         for path in staging.iterdir():

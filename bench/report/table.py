@@ -55,19 +55,20 @@ def goal_column(cells: pd.DataFrame, goal: float, labels: list[str], bold: int) 
 
 
 def render_table(cells: pd.DataFrame, *, labels: list[str], goals: list[float], bold: int = 2,
-                 caption: str, out_dir: Path) -> list[Path]:
+                 caption: str, out_dir: Path, columns=("accuracy", "speedup", "sparsity")) -> list[Path]:
     """Write ``table.tex`` (a table float to \\input, needs booktabs and graphicx) and
-    ``standalone.tex`` (a document that compiles on its own); return both paths."""
+    ``standalone.tex`` (a document that compiles on its own); return both paths. ``columns``
+    picks and orders the sub-columns of every goal."""
     ratios = time_ratios(cells)
-    columns = [goal_column(cells, goal, labels, bold) for goal in goals]
+    per_goal = [goal_column(cells, goal, labels, bold) for goal in goals]
     rows = [{
         "label": label,
         "time": rf"{ratios[label]:.2f}$\times$" if label in ratios else MISSING,
-        "cells": [column.get(label) for column in columns],
+        "cells": [column.get(label) for column in per_goal],
     } for label in labels]
     env = environment()
     table = env.get_template("table.tex.j2").render(
-        caption=caption, goals=[goal_header(goal) for goal in goals], rows=rows)
+        caption=caption, goals=[goal_header(goal) for goal in goals], rows=rows, columns=list(columns))
     standalone = env.get_template("standalone.tex.j2").render(table=table)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
