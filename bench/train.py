@@ -78,8 +78,9 @@ def evaluate(method: Method, model: nn.Module, data: Dataset, split: str, device
     return correct / total
 
 
-def make_optimizer(model: nn.Module, training: dict) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=training["lr"], momentum=training["momentum"],
+def make_optimizer(method: Method, model: nn.Module) -> torch.optim.Optimizer:
+    training = method.training
+    return torch.optim.SGD(method.optimizer_groups(model), lr=training["lr"], momentum=training["momentum"],
                            nesterov=training["nesterov"], weight_decay=training["weight_decay"])
 
 
@@ -125,29 +126,32 @@ def train_run(spec: RunSpec, data_root: str | Path, parent: tuple[dict, dict] | 
     method = METHODS[spec.method](spec.hp, training, spec.goal_sparsity)
     if parent is not None:
         load_state(model, parent[0])
-    method.setup(model)
+    method.setup(model, math.ceil(data.train_size / training["batch_size"]))
     generator = torch.Generator().manual_seed(spec.seed)
     scaler = torch.amp.GradScaler(device.type, enabled=training["amp"] and device.type == "cuda")
 
     history, status = [], "ok"
-    before = after = math.nan
+    before = after = val_after = math.nan
     train_seconds, samples, epochs_done = 0.0, 0, 0
     for phase in method.phases():
         event = None
-        if phase.prune_to is not None:
+        if phase.prunes:
             before = evaluate(method, model, data, "test", device)
-            event = method.prune(model, phase.prune_to)
-            after = evaluate(method, model, data, "test", device)
-            log(f"{phase.name}: pruned to {phase.prune_to:.4f}, test accuracy {before:.4f} -> {after:.4f}")
+            event = method.prune(model, phase.sparsity)
+        method.enter(phase)
+        if phase.prunes:
+            after, val_after = (evaluate(method, model, data, split, device) for split in ("test", "val"))
+            log(f"{phase.name}: pruned to {phase.sparsity}, test accuracy {before:.4f} -> {after:.4f}")
         schedule = phase.schedule(event)
-        optimizer = make_optimizer(model, training)
+        optimizer = make_optimizer(method, model)
         for epoch in range(phase.epochs):
             start = time.perf_counter()
             loss, accuracy, seen = train_epoch(method, model, data, optimizer, schedule, epoch, generator, device,
                                                scaler)
             method.end_epoch(model, epochs_done)
-            train_seconds += time.perf_counter() - start
-            samples += seen
+            if phase.timed:
+                train_seconds += time.perf_counter() - start
+                samples += seen
             epochs_done += 1
             val = evaluate(method, model, data, "val", device)
             history.append({"phase": phase.name, "epoch": epochs_done, "lr": schedule(epoch), "train_loss": loss,
@@ -161,6 +165,8 @@ def train_run(spec: RunSpec, data_root: str | Path, parent: tuple[dict, dict] | 
 
     example = next(data.eval_batches("test", 1, device))[0]
     parent_record = parent[1] if parent is not None else {}
+    test, val = (evaluate(method, model, data, split, device) for split in ("test", "val"))
+    report_pruned = method.better_of_pruned_and_retrained and val_after > val
     record = {
         "run_id": spec.run_id,
         "parent_run_id": spec.parent.run_id if spec.parent else None,
@@ -172,10 +178,13 @@ def train_run(spec: RunSpec, data_root: str | Path, parent: tuple[dict, dict] | 
         "model": training["model"],
         "dataset": training["dataset"],
         "status": status,
-        "test_accuracy": evaluate(method, model, data, "test", device),
-        "val_accuracy": evaluate(method, model, data, "val", device),
+        "test_accuracy": after if report_pruned else test,
+        "val_accuracy": val_after if report_pruned else val,
+        "reported_model": "pruned" if report_pruned else "final",
         "accuracy_before_prune": before,
         "accuracy_after_prune": after,
+        "val_accuracy_after_prune": val_after,
+        "accuracy_after_retrain": test,
         "pruning_stability": pruning_stability(before, after),
         **sparsity_report(model, example),
         "epochs": parent_record.get("epochs", 0) + epochs_done,

@@ -1,11 +1,20 @@
 """The interface between a pruning method and the one training loop.
 
 A method is a small class whose hooks the loop in ``bench.train`` calls at fixed points:
-``setup`` before training, ``forward`` for every forward pass, ``regularizer`` added to the loss, ``after_backward`` before the
-optimizer step (gradient edits), ``after_step`` after it (masks re-applied), ``end_epoch``
-after every epoch. Its training is a sequence of phases (regular training, prune-retrain
-cycles), each with its own epochs and learning-rate schedule; a phase may open with a
-pruning step.
+
+- ``setup(model, steps_per_epoch)`` once, before any optimizer exists (extra learnable
+  tensors such as thresholds or mask logits are registered on the modules here);
+- ``optimizer_groups(model)`` whenever an optimizer is built (once per phase);
+- ``enter(phase)`` when a phase starts, after its pruning step;
+- ``forward(model, inputs)`` for every forward pass, in training and evaluation;
+- ``regularizer(model)``, a term added to the loss;
+- ``after_backward(model)`` with the gradients in place, before the optimizer step;
+- ``after_step(model, optimizer)`` after every step (by default: re-apply the masks);
+- ``end_epoch(model, epoch)`` after every epoch;
+- ``prune(model, sparsity)`` for the pruning step that opens a phase.
+
+Training is a sequence of phases (regular training, prune-retrain cycles, fine-tuning),
+each with its own epochs and learning-rate schedule.
 """
 
 from collections.abc import Callable
@@ -37,13 +46,19 @@ class Param:
 
 @dataclass(frozen=True)
 class Phase:
-    """``epochs`` of training under the schedule built by ``schedule(event)``, where event
-    is the pruning step to ``prune_to`` that opens the phase (None if it prunes nothing)."""
+    """``epochs`` of training under the schedule built by ``schedule(event)``.
+
+    A phase with ``prunes`` opens with ``method.prune(model, sparsity)``; event is what that
+    step did (None for a phase that prunes nothing). Only ``timed`` phases count towards
+    the run's training time.
+    """
 
     name: str
     epochs: int
     schedule: Callable[[PruneEvent | None], Schedule]
-    prune_to: float | None = None
+    prunes: bool = False
+    sparsity: float | None = None
+    timed: bool = True
 
 
 class Method:
@@ -53,9 +68,13 @@ class Method:
     params: ClassVar[dict[str, Param]] = {}
     takes_goal: ClassVar[bool] = True  # is given a goal sparsity
     prunes_after_training: ClassVar[bool] = False  # starts from the dense run of its seed and config
+    # Report the better (by validation accuracy) of the model right after the last pruning
+    # step and the model at the end of training, as Back to Basics does for pruning-stable methods.
+    better_of_pruned_and_retrained: ClassVar[bool] = False
 
     def __init__(self, hp: dict, training: dict, goal_sparsity: float | None):
         self.hp, self.training, self.goal_sparsity = hp, training, goal_sparsity
+        self.phase: Phase | None = None
 
     def training_lr(self) -> Schedule:
         t = self.training
@@ -64,11 +83,19 @@ class Method:
     def phases(self) -> list[Phase]:
         return [Phase("train", self.training["epochs"], lambda event: self.training_lr())]
 
-    def prune(self, model: nn.Module, sparsity: float) -> PruneEvent:
+    def prune(self, model: nn.Module, sparsity: float | None) -> PruneEvent:
         return magnitude_prune(model, sparsity, self.hp.get("selection", "global"))
 
-    def setup(self, model: nn.Module) -> None:
+    def setup(self, model: nn.Module, steps_per_epoch: int) -> None:
         pass
+
+    def optimizer_groups(self, model: nn.Module) -> list[dict]:
+        """Parameter groups of the optimizer; groups may override lr-independent settings
+        such as weight_decay."""
+        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+
+    def enter(self, phase: Phase) -> None:
+        self.phase = phase
 
     def forward(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         """The forward pass, in training and evaluation; reparametrising methods override it."""

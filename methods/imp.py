@@ -37,5 +37,5 @@ class IMP(Method):
             return retraining_schedule(self.hp["schedule"], self.training_lr(), epochs, retrain,
                                        d1=event.relative_change)
 
-        return [Phase(f"retrain {j}", retrain, schedule, prune_to=self.cycle_sparsity(j))
+        return [Phase(f"retrain {j}", retrain, schedule, prunes=True, sparsity=self.cycle_sparsity(j))
                 for j in range(1, self.hp["cycles"] + 1)]

@@ -1,0 +1,40 @@
+"""What the pruning-stable methods share (Back to Basics, section 3.3 and appendix B.3).
+
+A pruning-stable method sparsifies during its T epochs of regular training; at the end it
+is hard-pruned to its goal (or to its own learned mask), the accuracy right before and
+after that step giving its pruning stability. It is then fine-tuned with FT for
+``finetune_fraction`` of T (30 of 200 epochs in the paper), and the better of the two
+models by validation accuracy is reported. Only the regular training counts towards the
+Time column, except for methods whose paper counts the retraining (LC, CS).
+"""
+
+from typing import ClassVar
+
+from .base import Method, Param, Phase
+from .schedules import retraining_schedule
+
+REGULAR, FINETUNE = "train", "finetune"
+
+
+class PruningStable(Method):
+    """Regular training with the method's hooks, a hard prune, then FT with masks only."""
+
+    params: ClassVar[dict[str, Param]] = {"finetune_fraction": Param(0.15)}
+    better_of_pruned_and_retrained = True
+    retraining_is_timed: ClassVar[bool] = False
+
+    @property
+    def in_regular_training(self) -> bool:
+        """True during the method's own training; the hooks fall silent in fine-tuning."""
+        return self.phase is not None and self.phase.name == REGULAR
+
+    def phases(self) -> list[Phase]:
+        epochs = self.training["epochs"]
+        finetune = round(self.hp["finetune_fraction"] * epochs)
+
+        def ft(event):
+            return retraining_schedule("ft", self.training_lr(), epochs, finetune)
+
+        return [Phase(REGULAR, epochs, lambda event: self.training_lr()),
+                Phase(FINETUNE, finetune, ft, prunes=True, sparsity=self.goal_sparsity,
+                      timed=self.retraining_is_timed)]
