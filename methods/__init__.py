@@ -1,4 +1,11 @@
-"""Pruning methods: a registry of ``Method`` classes, one module per family."""
+"""Pruning methods: a registry of ``Method`` classes, one module per family.
+
+Every module of this package is imported here, so a new method is a new module whose
+class is decorated with ``@register``.
+"""
+
+import importlib
+import pkgutil
 
 from .base import Method
 
@@ -10,4 +17,5 @@ def register(cls: type[Method]) -> type[Method]:
     return cls
 
 
-from . import dense, imp  # noqa: E402,F401  (modules register themselves)
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

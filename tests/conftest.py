@@ -69,3 +69,35 @@ def write_manifest(tmp_path):
 @pytest.fixture
 def shipped_manifest():
     return lambda target: manifest_dir() / f"{target}.toml"
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory):
+    """One data root per test session: MNIST-1D is generated there once."""
+    return tmp_path_factory.mktemp("data")
+
+
+def tiny_spec(method: str, hp: dict | None = None, goal: float | None = 0.9, epochs: int = 2, seed: int = 0,
+              **training) -> "RunSpec":
+    """A resolved RunSpec for ``method`` on resnet1d / MNIST-1D, its defaults filled in."""
+    from bench.runspec import RunSpec
+    from methods import METHODS
+
+    cls = METHODS[method]
+    resolved = {"model": "resnet1d", "dataset": "mnist1d", "epochs": epochs, "batch_size": 128, "optimizer": "sgd",
+                "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4,
+                "lr_schedule": {"kind": "stepped", "milestones": [], "gamma": 0.1, "warmup_epochs": 0.0},
+                "threads": 1, "val_fraction": 0.1, "split_seed": 0, "amp": False, **training}
+    params = {name: (hp or {}).get(name, p.default) for name, p in cls.params.items()}
+    return RunSpec(method, seed, resolved, params, goal if cls.takes_goal else None)
+
+
+@pytest.fixture
+def train_tiny(data_root):
+    """train_tiny(method, hp, goal, epochs, **training) -> bench.train.RunResult of a real run
+    through the one training loop (resnet1d on MNIST-1D; about half a second per epoch)."""
+    from bench.train import train_run
+
+    def train(method, hp=None, goal=0.9, epochs=2, **training):
+        return train_run(tiny_spec(method, hp, goal, epochs, **training), data_root, log=lambda line: None)
+    return train

@@ -21,11 +21,6 @@ from models import build_model
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def data_root(tmp_path_factory):
-    return tmp_path_factory.mktemp("data")
-
-
 @pytest.fixture
 def dirs(tmp_path, data_root):
     results, reports = tmp_path / "results", tmp_path / "reports"
