@@ -217,3 +217,21 @@ def test_pareto_figures_are_written(tmp_path):
     render_pareto(select_cells(records, GOALS), labels=["Dense", "IMP", "GMP"], out_dir=tmp_path, title="Test")
     assert (tmp_path / "pareto.pdf").read_bytes().startswith(b"%PDF")
     assert (tmp_path / "pareto.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_learned_sparsity_lands_in_a_column_within_a_quarter_point():
+    # Config A: mean sparsity (0.9010 + 0.9030) / 2 = 0.9020, 0.20 points from 90%: lands in 90%.
+    # Config B: mean 0.9030, 0.30 points away: lands nowhere, although one seed is at 0.9020.
+    # Config C: mean 0.9490, 0.10 points below 95%: lands in 95%.
+    records = frame(
+        run("a0", "CS", method="cs", goal=math.nan, sparsity=0.9010, seed=0, val=0.90, s_init=0.1),
+        run("a1", "CS", method="cs", goal=math.nan, sparsity=0.9030, seed=1, val=0.90, s_init=0.1),
+        run("b0", "CS", method="cs", goal=math.nan, sparsity=0.9020, seed=0, val=0.99, s_init=0.2),
+        run("b1", "CS", method="cs", goal=math.nan, sparsity=0.9040, seed=1, val=0.99, s_init=0.2),
+        run("c0", "CS", method="cs", goal=math.nan, sparsity=0.9490, seed=0, val=0.80, s_init=0.3),
+    )
+    cells = select_cells(records, GOALS).set_index("goal_sparsity")
+    assert cells.loc[0.9, "run_ids"] == "a0 a1"
+    assert cells.loc[0.9, "sparsity_mean"] == pytest.approx(0.902)
+    assert cells.loc[0.95, "run_ids"] == "c0"
+    assert set(cells.index) == {0.9, 0.95}
