@@ -7,6 +7,7 @@ any of it. Every error names the file and the key.
 
 import ast
 import copy
+import json
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -18,7 +19,7 @@ from methods.base import REQUIRED
 from methods.schedules import TRAINING_KINDS
 
 from .errors import ConfigError, closest
-from .runspec import RunSpec
+from .runspec import RunSpec, canonical_json
 
 DEFAULT_PROFILE = "cpu"
 REPORT_COLUMNS = ("accuracy", "speedup", "sparsity")
@@ -82,14 +83,24 @@ ROW = {
     "label": Field(str),
     "method": Field(str, choices=lambda: METHODS),
     "params": Field(dict, {}),
-    "grid": Field(dict, {}),
+    "grid": Field((dict, list), {}),
     "constraint": Field(str, None),
 }
 REPORT = {
+    "kind": Field(str, "table", choices=("table", "stability")),
     "columns": Field(list, list(REPORT_COLUMNS)),
-    "select_by": Field(str, "val_accuracy", choices=("val_accuracy",)),
+    "time_column": Field(str, "time", choices=("time", "throughput")),
+    "select_by": Field(str, "val_accuracy", choices=("val_accuracy", "val_accuracy_after_prune")),
     "bold": Field(int, 2, low=0),
     "reference": Field(str, None),
+}
+CLAIM = {
+    "text": Field(str),
+    "better": Field(str),
+    "worse": Field(str),
+    "metric": Field(str, "test_accuracy",
+                    choices=("test_accuracy", "pruning_stability", "retrain_gain", "theoretical_speedup")),
+    "goals": Field(list, None),
 }
 SLURM = {
     "partition": Field(str, None),
@@ -109,6 +120,7 @@ TOP = {
     "seeds": Field(list),
     "rows": Field(list),
     "report": Field(dict, {}),
+    "claims": Field(list, []),
     "slurm": Field(dict, {}),
     "profiles": Field(dict, {}),
 }
@@ -168,7 +180,7 @@ class Row:
     label: str
     method: str
     params: dict
-    grid: dict
+    grids: list[dict]  # the row's grid is the union of these cartesian products
     constraint: str | None
 
 
@@ -186,6 +198,7 @@ class Manifest:
     seeds: list
     rows: list[Row]
     report: dict
+    claims: list[dict]
     slurm: dict
 
     def expand(self) -> list[RunSpec]:
@@ -196,8 +209,9 @@ class Manifest:
 def expand_row(manifest: Manifest, row: Row) -> list[RunSpec]:
     method = METHODS[row.method]
     specs = []
-    for values in product(*row.grid.values()):
-        settings = {**row.params, **dict(zip(row.grid, values))}
+    points = [dict(zip(grid, values)) for grid in row.grids for values in product(*grid.values())]
+    for point in dict.fromkeys(canonical_json(p) for p in points):
+        settings = {**row.params, **json.loads(point)}
         training = {**manifest.training, **{k: v for k, v in settings.items() if k in TRAINING}}
         hp = {name: settings.get(name, param.default) for name, param in method.params.items()}
         goals = manifest.goal_sparsities if method.takes_goal else [None]
@@ -276,12 +290,23 @@ def validate(raw: dict, check: Checker, target: str, profile: str) -> Manifest:
     report = check.table("report", top["report"], REPORT)
     for i, column in enumerate(report["columns"]):
         check.value(f"report.columns[{i}]", column, Field(str, choices=REPORT_COLUMNS))
+    claims = []
+    for i, raw_claim in enumerate(top["claims"]):
+        if not isinstance(raw_claim, dict):
+            check.fail(f"claims[{i}]", "must be a table ([[claims]])")
+        claim = check.table(f"claims[{i}]", raw_claim, CLAIM)
+        for side in ("better", "worse"):
+            if claim[side] not in labels:
+                check.fail(f"claims[{i}].{side}", f"no row labelled {claim[side]!r}; {closest(claim[side], labels)}")
+        claim["goals"] = [check.value(f"claims[{i}].goals[{j}]", g, Field(float, low=0, high=1))
+                          for j, g in enumerate(claim["goals"] or [])] or None
+        claims.append(claim)
     slurm = check.table("slurm", top["slurm"], SLURM)
     for name, value in top["profiles"].items():
         if not isinstance(value, dict):
             check.fail(f"profiles.{name}", "must be a table")
     return Manifest(check.path, target, profile, tuple(top["profiles"]), top["title"], top["source"],
-                    top["description"], training, goals, seeds, rows, report, slurm)
+                    top["description"], training, goals, seeds, rows, report, claims, slurm)
 
 
 def validate_row(raw: dict, check: Checker, key: str, training: dict) -> Row:
@@ -296,14 +321,21 @@ def validate_row(raw: dict, check: Checker, key: str, training: dict) -> Row:
         return check.value(name_key, value, settable[name])
 
     params = {name: setting(f"{key}.params.{name}", name, v) for name, v in row["params"].items()}
-    grid = {}
-    for name, values in row["grid"].items():
-        if not isinstance(values, list) or not values:
-            check.fail(f"{key}.grid.{name}", "must be a non-empty list of values")
-        grid[name] = [setting(f"{key}.grid.{name}[{i}]", name, v) for i, v in enumerate(values)]
-    missing = [n for n, p in method.params.items() if p.default is REQUIRED and n not in params and n not in grid]
-    if missing:
-        check.fail(f"{key}.params.{missing[0]}", f"required by method {row['method']!r} (set it in params or grid)")
+    raw_grids = row["grid"] if isinstance(row["grid"], list) else [row["grid"]]
+    grids = []
+    for g, raw_grid in enumerate(raw_grids):
+        where = f"{key}.grid" if isinstance(row["grid"], dict) else f"{key}.grid[{g}]"
+        if not isinstance(raw_grid, dict):
+            check.fail(where, "must be a table of lists, or a list of such tables")
+        grid = {}
+        for name, values in raw_grid.items():
+            if not isinstance(values, list) or not values:
+                check.fail(f"{where}.{name}", "must be a non-empty list of values")
+            grid[name] = [setting(f"{where}.{name}[{i}]", name, v) for i, v in enumerate(values)]
+        missing = [n for n, p in method.params.items() if p.default is REQUIRED and n not in params and n not in grid]
+        if missing:
+            check.fail(f"{key}.params.{missing[0]}", f"required by method {row['method']!r} (set it in params or grid)")
+        grids.append(grid)
     if row["constraint"] is not None:
         try:
             _, names = parse_constraint(row["constraint"])
@@ -312,7 +344,7 @@ def validate_row(raw: dict, check: Checker, key: str, training: dict) -> Row:
         known = {*settable, "goal_sparsity"}
         for name in sorted(names - known):
             check.fail(f"{key}.constraint", f"unknown name {name!r}; {closest(name, known)}")
-    return Row(row["label"], row["method"], params, grid, row["constraint"])
+    return Row(row["label"], row["method"], params, grids, row["constraint"])
 
 
 def method_fields(method) -> dict[str, Field]:
@@ -332,13 +364,28 @@ def manifest_path(target: str) -> Path:
     return path
 
 
-def load(target: str, profile: str | None = None) -> Manifest:
-    """Load, apply ``profile`` (default: the manifest's default profile) and validate."""
-    path = manifest_path(target)
+def read_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """The manifest's TOML, on top of the manifest it ``extends`` (another target's name):
+    a figure or second layout reuses a table's rows, grids and profiles, and so its runs."""
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"not valid TOML: {error}", file=str(path)) from None
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not (manifest_dir() / f"{base}.toml").is_file():
+        raise ConfigError(f"unknown target {base!r}; {closest(base, targets())}", file=str(path), key="extends")
+    parent = manifest_dir() / f"{base}.toml"
+    if parent in seen:
+        raise ConfigError(f"circular extends through {base!r}", file=str(path), key="extends")
+    return merge(read_raw(parent, (*seen, path)), raw)
+
+
+def load(target: str, profile: str | None = None) -> Manifest:
+    """Load, apply ``profile`` (default: the manifest's default profile) and validate."""
+    path = manifest_path(target)
+    raw = read_raw(path)
     name = Path(target).stem
     base = validate(raw, Checker(path), name, "base")
     profile = profile or raw.get("default_profile", DEFAULT_PROFILE)

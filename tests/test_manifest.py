@@ -60,6 +60,12 @@ BAD = [
     (set_in(["profiles", "quick", "rows"], {"IMQ": {"grid": {"cycles": [1]}}}), "profiles.quick.rows.IMQ",
      "no row labelled"),
     (set_in(["profiles", "quick", "goal_sparsities"], [1.2]), "profiles.quick: goal_sparsities[0]", "below 1"),
+    (set_in(["claims"], [{"text": "x", "better": "IMQ", "worse": "Dense"}]), "claims[0].better", "did you mean 'IMP'"),
+    (set_in(["claims"], [{"text": "x", "better": "IMP", "worse": "Dense", "metric": "acc"}]), "claims[0].metric",
+     "unknown value 'acc'"),
+    (set_in(["extends"], "table-imp-vs-stabel"), "extends", "did you mean 'table-imp-vs-stable'"),
+    (set_in(["report"], {"kind": "figure"}), "report.kind", "unknown value 'figure'"),
+    (set_in(["report"], {"select_by": "test_accuracy"}), "report.select_by", "unknown value 'test_accuracy'"),
 ]
 
 
@@ -91,7 +97,7 @@ def test_profile_overrides_and_rows_by_label(write_manifest):
     manifest = load(str(path), "quick")
     assert manifest.seeds == [0, 1]
     imp = next(row for row in manifest.rows if row.label == "IMP")
-    assert imp.grid == {"retrain_epochs": [1], "cycles": [3]}
+    assert imp.grids == [{"retrain_epochs": [1], "cycles": [3]}]
     assert load(str(path), "base").seeds == [0]
 
 
@@ -101,6 +107,15 @@ def test_constraint_filters_the_grid(write_manifest):
     specs = [s for s in load(str(path), "base").expand() if s.method == "imp"]
     pairs = sorted({(s.hp["cycles"], s.hp["retrain_epochs"]) for s in specs})
     assert pairs == [(1, 1), (1, 2), (2, 1)]
+
+
+def test_a_list_of_grids_is_their_union_without_duplicates(write_manifest):
+    path = write_manifest(set_in(["rows", 1, "grid"], [{"retrain_epochs": [1], "cycles": [1, 2]},
+                                                        {"retrain_epochs": [1, 2], "cycles": [1]}]))
+    specs = [s for s in load(str(path), "base").expand() if s.method == "imp"]
+    pairs = sorted({(s.hp["cycles"], s.hp["retrain_epochs"]) for s in specs})
+    assert pairs == [(1, 1), (1, 2), (2, 1)]
+    assert len(specs) == 3 * 2  # three points, two goals, one seed: (1, 1) once, not twice
 
 
 def test_shipped_manifest_profiles_expand():

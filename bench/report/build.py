@@ -1,9 +1,10 @@
 """Build a target's report from its stored runs: collect, select, render.
 
-Writes ``reports/<target>/<profile>/``: table.tex, standalone.tex, pareto.pdf/png,
-selection.csv (the run ids behind every cell) and failures.csv (runs of the grid that
-failed or are missing, with the reason). Files are rendered aside and moved into place,
-so a reader never sees a half-written report.
+Writes ``reports/<target>/<profile>/``: for a table, table.tex, standalone.tex and
+pareto.pdf/png; for a stability figure, stability.pdf/png; with reference data,
+paper-vs-ours.tex/csv and claims.csv; always selection.csv (the run ids behind every
+cell) and failures.csv (runs of the grid that failed or are missing, with the reason).
+Files are rendered aside and moved into place, so a reader never sees a half-written report.
 """
 
 import os
@@ -13,9 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..execute import failures
-from ..manifest import Manifest
+from ..manifest import Manifest, load
 from ..store import RunStore
-from . import render_pareto, render_table, select_cells, write_selection
+from . import render_pareto, render_stability, render_table, select_cells, write_selection
+from .paper import evaluate_claims, paper_vs_ours, reference_table, render_paper_vs_ours
 
 
 def labelled_records(manifest: Manifest, store: RunStore) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -26,17 +28,26 @@ def labelled_records(manifest: Manifest, store: RunStore) -> tuple[pd.DataFrame,
     uses = pd.DataFrame({"run_id": [s.run_id for s in specs], "label": [s.label for s in specs]}).drop_duplicates()
     if records.empty:
         return records, broken
+    records = records.assign(retrain_gain=records["accuracy_after_retrain"] - records["accuracy_after_prune"])
     return uses.merge(records.drop(columns="label"), on="run_id"), broken
 
 
-def caption(manifest: Manifest) -> str:
+def profile_text(manifest: Manifest) -> str:
     t = manifest.training
-    return (f"{manifest.title} ({manifest.source}). Profile \u201c{manifest.profile}\u201d: {t['model']} on "
-            f"{t['dataset']}, {t['epochs']} epochs, batch size {t['batch_size']}, {len(manifest.seeds)} seeds. "
+    return (f"Profile \u201c{manifest.profile}\u201d: {t['model']} on {t['dataset']}, {t['epochs']} epochs, "
+            f"batch size {t['batch_size']}, {len(manifest.seeds)} seeds.")
+
+
+def caption(manifest: Manifest) -> str:
+    second = ("Images/s is the training throughput" if manifest.report["time_column"] == "throughput"
+              else "Time is the training wall time relative to the dense model")
+    return (f"{manifest.title} ({manifest.source}). {profile_text(manifest)} "
             "Per method and goal sparsity, the configuration with the highest mean validation accuracy is "
-            "shown with its test accuracy (%), theoretical speedup and sparsity (%), mean \u00b1 std over seeds; "
-            f"Time is the training wall time relative to the dense model; the {manifest.report['bold']} best "
-            "accuracies per column are bold; a dash means no configuration reached that column.")
+            "shown with its test accuracy (%), theoretical speedup and sparsity (%), mean \u00b1 std over seeds. "
+            "Methods whose sparsity is learned (STR, CS, DST) land in a column when the mean final sparsity "
+            "of a configuration is within 0.25 points of the goal; "
+            f"{second}; the {manifest.report['bold']} best accuracies per column are bold; a dash means no "
+            "configuration reached that column.")
 
 
 def render_report(manifest: Manifest, store: RunStore, reports: Path) -> Path:
@@ -44,17 +55,31 @@ def render_report(manifest: Manifest, store: RunStore, reports: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     records, broken = labelled_records(manifest, store)
     labels = [row.label for row in manifest.rows]
+    report = manifest.report
     with tempfile.TemporaryDirectory(dir=out, prefix=".render-") as tmp:
         staging = Path(tmp)
         missing = failures(manifest.expand(), store) | broken
         pd.DataFrame({"run_id": list(missing), "reason": list(missing.values())}).to_csv(
             staging / "failures.csv", index=False)
         if not records.empty:
-            cells = select_cells(records, manifest.goal_sparsities, manifest.report["select_by"])
-            render_table(cells, labels=labels, goals=manifest.goal_sparsities, bold=manifest.report["bold"],
-                         caption=caption(manifest), out_dir=staging, columns=manifest.report["columns"])
-            render_pareto(cells, labels=labels, out_dir=staging, title=manifest.title)
+            cells = select_cells(records, manifest.goal_sparsities, report["select_by"])
             write_selection(cells, staging)
+            if report["kind"] == "stability":
+                render_stability(cells, labels=labels, out_dir=staging, title=f"{manifest.title} ({manifest.profile})")
+            else:
+                render_table(cells, labels=labels, goals=manifest.goal_sparsities, bold=report["bold"],
+                             caption=caption(manifest), out_dir=staging, columns=report["columns"],
+                             time_column=report["time_column"])
+                render_pareto(cells, labels=labels, out_dir=staging, title=manifest.title)
+            if report["reference"]:
+                comparison = paper_vs_ours(cells, reference_table(report["reference"]), labels,
+                                           manifest.goal_sparsities)
+                claims = evaluate_claims(cells, manifest.claims, manifest.goal_sparsities)
+                paper = load(str(manifest.path), "base").training
+                render_paper_vs_ours(comparison, claims, out_dir=staging, caption=(
+                    f"{manifest.source}: the paper's numbers beside ours. Paper: {paper['model']} on "
+                    f"{paper['dataset']}, {paper['epochs']} epochs. Ours: {profile_text(manifest)} "
+                    "Numbers from a scaled-down profile are not the paper's setting."))
         for path in staging.iterdir():
             os.replace(path, out / path.name)
     return out

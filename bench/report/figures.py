@@ -18,15 +18,31 @@ DENSE_STYLES = ("--", ":", "-.")
 PANELS = (("sparsity", "Sparsity (%)", 100.0), ("theoretical_speedup", "Theoretical speedup", 1.0))
 
 
-def _draw_method(ax, rows: pd.DataFrame, x_metric: str, x_scale: float, style: dict) -> None:
-    """Mean test accuracy over the mean x value, with the seeds' min-max band."""
+def _draw_method(ax, rows: pd.DataFrame, x_metric: str, x_scale: float, style: dict,
+                 y_metric: str = "test_accuracy", y_scale: float = 100.0) -> None:
+    """The mean of ``y_metric`` over the mean x value, with the seeds' min-max band."""
     x = rows[f"{x_metric}_mean"].to_numpy(dtype=float) * x_scale
     keep = np.isfinite(x) & (x > 0)
     order = np.argsort(x[keep])
     rows, x = rows[keep].iloc[order], x[keep][order]
-    ax.plot(x, rows["test_accuracy_mean"] * 100, **style)
-    ax.fill_between(x, rows["test_accuracy_min"] * 100, rows["test_accuracy_max"] * 100,
+    ax.plot(x, rows[f"{y_metric}_mean"] * y_scale, **style)
+    ax.fill_between(x, rows[f"{y_metric}_min"] * y_scale, rows[f"{y_metric}_max"] * y_scale,
                     color=style["color"], alpha=0.2, linewidth=0)
+
+
+def _styles(labels: list[str]) -> list[dict]:
+    palette = sns.color_palette("colorblind", len(labels))
+    return [{"color": color, "marker": marker, "label": label}
+            for label, color, marker in zip(labels, palette, cycle(MARKERS))]
+
+
+def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{stem}.pdf", out_dir / f"{stem}.png"]
+    for path in paths:
+        fig.savefig(path, dpi=200)
+    return paths
 
 
 def _draw_dense(ax, row: pd.Series, label: str, linestyle: str) -> None:
@@ -40,8 +56,7 @@ def render_pareto(cells: pd.DataFrame, *, labels: list[str], out_dir: Path, titl
     shown = cells[cells["label"].isin(labels)]
     dense = [label for label in labels if (shown.loc[shown["label"] == label, "method"] == "dense").any()]
     pruned = [label for label in labels if label not in dense and (shown["label"] == label).any()]
-    styles = [{"color": color, "marker": marker, "label": label}
-              for label, color, marker in zip(pruned, sns.color_palette("colorblind", len(pruned)), cycle(MARKERS))]
+    styles = _styles(pruned)
     with sns.axes_style("whitegrid"):
         fig = Figure(figsize=(11, 4.2), layout="constrained")
         FigureCanvasAgg(fig)
@@ -56,9 +71,25 @@ def render_pareto(cells: pd.DataFrame, *, labels: list[str], out_dir: Path, titl
     axes[1].set_xscale("log")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper")
     fig.suptitle(title)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "pareto.pdf", out_dir / "pareto.png"]
-    for path in paths:
-        fig.savefig(path, dpi=200)
-    return paths
+    return _save(fig, out_dir, "pareto")
+
+
+def render_stability(cells: pd.DataFrame, *, labels: list[str], out_dir: Path, title: str) -> list[Path]:
+    """Write ``stability.pdf`` and ``stability.png`` (Back to Basics, Figure 9): per method,
+    the increase in test accuracy from the FT retraining (above) and the pruning stability
+    (below) against sparsity, mean lines with min-max bands over seeds."""
+    shown = cells[cells["label"].isin(labels) & cells["pruning_stability_mean"].notna()]
+    styles = _styles([label for label in labels if (shown["label"] == label).any()])
+    with sns.axes_style("whitegrid"):
+        fig = Figure(figsize=(7, 7), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(2, 1, sharex=True)
+    for ax, (metric, ylabel, scale) in zip(axes, (("retrain_gain", "Increase in accuracy (points)", 100.0),
+                                                  ("pruning_stability", "Pruning stability (%)", 100.0))):
+        for style in styles:
+            _draw_method(ax, shown[shown["label"] == style["label"]], "sparsity", 100.0, style, metric, scale)
+        ax.set_ylabel(ylabel)
+    axes[1].set_xlabel("Sparsity (%)")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper")
+    fig.suptitle(title)
+    return _save(fig, out_dir, "stability")

@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SPREAD_METRICS = ("test_accuracy", "theoretical_speedup", "sparsity")
-MEAN_METRICS = ("train_seconds", "images_per_second", "pruning_stability",
-                "accuracy_before_prune", "accuracy_after_prune")
+SPREAD_METRICS = ("test_accuracy", "theoretical_speedup", "sparsity", "pruning_stability", "retrain_gain")
+MEAN_METRICS = ("train_seconds", "images_per_second", "accuracy_before_prune", "accuracy_after_prune")
 CELL_COLUMNS = [
     "label", "method", "goal_sparsity", "config", "n_seeds", "run_ids", "val_accuracy_mean",
     *(f"{metric}_{stat}" for metric in SPREAD_METRICS for stat in ("mean", "std", "min", "max")),
@@ -75,11 +74,11 @@ def summarize(runs: pd.DataFrame) -> dict:
         "val_accuracy_mean": runs["val_accuracy"].astype(float).mean(),
     }
     for metric in SPREAD_METRICS:
-        values = runs[metric].astype(float)
+        values = runs[metric].astype(float) if metric in runs else pd.Series(np.nan, index=runs.index)
         summary |= {f"{metric}_mean": values.mean(), f"{metric}_std": values.std(),
                     f"{metric}_min": values.min(), f"{metric}_max": values.max()}
     for metric in MEAN_METRICS:
-        summary[f"{metric}_mean"] = runs[metric].astype(float).mean()
+        summary[f"{metric}_mean"] = runs[metric].astype(float).mean() if metric in runs else np.nan
     return summary
 
 

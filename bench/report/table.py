@@ -54,21 +54,37 @@ def goal_column(cells: pd.DataFrame, goal: float, labels: list[str], bold: int) 
     return column
 
 
+def throughputs(cells: pd.DataFrame) -> dict[str, float]:
+    """Per label, the mean training throughput (images per second) of its selected runs."""
+    timed = cells.dropna(subset=["images_per_second_mean"])
+    weighted = (timed["images_per_second_mean"] * timed["n_seeds"]).groupby(timed["label"]).sum()
+    return (weighted / timed["n_seeds"].groupby(timed["label"]).sum()).to_dict()
+
+
+def time_cells(cells: pd.DataFrame, time_column: str) -> tuple[str, dict[str, str]]:
+    """The header and per-label text of the second column: the Time ratio over the dense
+    model (Back to Basics' layout) or the images-per-second throughput (Love Retraining's)."""
+    if time_column == "throughput":
+        return "Images/s", {label: f"{value:.0f}" for label, value in throughputs(cells).items()}
+    return "Time", {label: rf"{value:.2f}$\times$" for label, value in time_ratios(cells).items()}
+
+
 def render_table(cells: pd.DataFrame, *, labels: list[str], goals: list[float], bold: int = 2,
-                 caption: str, out_dir: Path, columns=("accuracy", "speedup", "sparsity")) -> list[Path]:
+                 caption: str, out_dir: Path, columns=("accuracy", "speedup", "sparsity"),
+                 time_column: str = "time") -> list[Path]:
     """Write ``table.tex`` (a table float to \\input, needs booktabs and graphicx) and
     ``standalone.tex`` (a document that compiles on its own); return both paths. ``columns``
-    picks and orders the sub-columns of every goal."""
-    ratios = time_ratios(cells)
+    picks and orders the sub-columns of every goal; ``time_column`` is "time" or "throughput"."""
+    time_header, times = time_cells(cells, time_column)
     per_goal = [goal_column(cells, goal, labels, bold) for goal in goals]
     rows = [{
         "label": label,
-        "time": rf"{ratios[label]:.2f}$\times$" if label in ratios else MISSING,
+        "time": times.get(label, MISSING),
         "cells": [column.get(label) for column in per_goal],
     } for label in labels]
     env = environment()
     table = env.get_template("table.tex.j2").render(
-        caption=caption, goals=[goal_header(goal) for goal in goals], rows=rows, columns=list(columns))
+        caption=caption, goals=[goal_header(goal) for goal in goals], rows=rows, columns=list(columns), time_header=time_header)
     standalone = env.get_template("standalone.tex.j2").render(table=table)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

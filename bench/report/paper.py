@@ -1,0 +1,112 @@
+"""The paper's numbers beside ours, and whether our runs agree with the paper's claims.
+
+``paper-vs-ours.csv``/``.tex``: per row label and goal sparsity, the paper-reported
+accuracy, speedup and sparsity (``bench/reference/<file>.csv``) next to ours. A claim is
+an ordering the paper states in words, declared in the manifest as "``better`` beats
+``worse`` on ``metric`` at ``goals``". At each goal where both cells exist, the difference
+of means is compared with its standard error over seeds, sqrt(s_a^2/n_a + s_b^2/n_b):
+beyond two standard errors the runs agree (or disagree); within, they cannot tell. A
+claim agrees when every goal agrees, disagrees when any goal disagrees, and otherwise
+cannot tell.
+"""
+
+import math
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report.latex import environment
+from bench.report.select import GOAL_TOLERANCE
+
+CLAIM_METRICS = ("test_accuracy", "pruning_stability", "retrain_gain", "theoretical_speedup")
+
+
+def reference_table(name: str) -> pd.DataFrame:
+    return pd.read_csv(Path(str(resources.files("bench") / "reference" / name)))
+
+
+def paper_vs_ours(cells: pd.DataFrame, reference: pd.DataFrame, labels: list[str], goals: list[float]) -> pd.DataFrame:
+    """One row per (label, goal): the paper's accuracy/speedup/sparsity (%) and ours."""
+    rows = []
+    for label in labels:
+        for goal in goals:
+            paper = reference[(reference["method"] == label) & ((reference["goal_sparsity"] - goal).abs() < GOAL_TOLERANCE)]
+            ours = cells[(cells["label"] == label) & ((cells["goal_sparsity"] - goal).abs() < GOAL_TOLERANCE)]
+            if paper.empty and ours.empty:
+                continue
+            p = paper.iloc[0] if not paper.empty else {}
+            o = ours.iloc[0] if not ours.empty else {}
+            rows.append({
+                "label": label, "goal_sparsity": goal,
+                "paper_accuracy": p.get("accuracy_mean", math.nan), "paper_accuracy_std": p.get("accuracy_std", math.nan),
+                "ours_accuracy": o.get("test_accuracy_mean", math.nan) * 100,
+                "ours_accuracy_std": o.get("test_accuracy_std", math.nan) * 100,
+                "paper_speedup": p.get("speedup_mean", math.nan), "ours_speedup": o.get("theoretical_speedup_mean", math.nan),
+                "paper_sparsity": p.get("sparsity_mean", math.nan), "ours_sparsity": o.get("sparsity_mean", math.nan) * 100,
+                "run_ids": o.get("run_ids", ""),
+            })
+    return pd.DataFrame(rows)
+
+
+def judge(a: pd.Series, b: pd.Series, metric: str) -> tuple[str, float]:
+    """'agree', 'disagree' or 'cannot tell' for "a beats b on metric", and the difference."""
+    diff = a[f"{metric}_mean"] - b[f"{metric}_mean"]
+    error = math.sqrt(sum((cell[f"{metric}_std"] if math.isfinite(cell[f"{metric}_std"]) else 0.0) ** 2
+                          / cell["n_seeds"] for cell in (a, b)))
+    if not math.isfinite(diff):
+        return "cannot tell", diff
+    if diff > 2 * error and diff > 0:
+        return "agree", diff
+    if diff < -2 * error and diff < 0:
+        return "disagree", diff
+    return "cannot tell", diff
+
+
+def evaluate_claims(cells: pd.DataFrame, claims: list[dict], goals: list[float]) -> pd.DataFrame:
+    """Each claim's verdict over the goals it names that this profile has, with evidence."""
+    rows = []
+    for claim in claims:
+        metric, verdicts, evidence = claim["metric"], [], []
+        for goal in [g for g in (claim["goals"] or goals) if any(abs(g - h) < GOAL_TOLERANCE for h in goals)]:
+            at_goal = cells[(cells["goal_sparsity"] - goal).abs() < GOAL_TOLERANCE].set_index("label")
+            if claim["better"] not in at_goal.index or claim["worse"] not in at_goal.index:
+                continue
+            verdict, diff = judge(at_goal.loc[claim["better"]], at_goal.loc[claim["worse"]], metric)
+            verdicts.append(verdict)
+            evidence.append(f"{goal * 100:g}%: {diff * 100:+.2f} ({verdict})")
+        if not verdicts:
+            overall = "cannot tell"
+            evidence = ["no goal sparsity of this profile has both rows"]
+        elif "disagree" in verdicts:
+            overall = "disagree"
+        elif all(v == "agree" for v in verdicts):
+            overall = "agree"
+        else:
+            overall = "cannot tell"
+        rows.append({"claim": claim["text"], "better": claim["better"], "worse": claim["worse"], "metric": metric,
+                     "verdict": overall, "evidence": "; ".join(evidence)})
+    return pd.DataFrame(rows, columns=["claim", "better", "worse", "metric", "verdict", "evidence"])
+
+
+def render_paper_vs_ours(comparison: pd.DataFrame, claims: pd.DataFrame, *, caption: str, out_dir: Path) -> list[Path]:
+    """Write ``paper-vs-ours.csv``, ``claims.csv`` and ``paper-vs-ours.tex`` (a standalone document)."""
+    out_dir = Path(out_dir)
+    comparison.to_csv(out_dir / "paper-vs-ours.csv", index=False)
+    claims.to_csv(out_dir / "claims.csv", index=False)
+
+    def cell(mean, std=math.nan, digits=2):
+        if not math.isfinite(mean):
+            return "--"
+        return f"{mean:.{digits}f}" + (rf" $\pm$ {std:.{digits}f}" if math.isfinite(std) and round(std, digits) > 0 else "")
+
+    rows = [{"label": r.label, "goal": f"{r.goal_sparsity * 100:g}\\%",
+             "cells": [cell(r.paper_accuracy, r.paper_accuracy_std), cell(r.ours_accuracy, r.ours_accuracy_std),
+                       cell(r.paper_speedup, digits=0), cell(r.ours_speedup, digits=1),
+                       cell(r.paper_sparsity), cell(r.ours_sparsity)]}
+            for r in comparison.itertuples()]
+    text = environment().get_template("paper_vs_ours.tex.j2").render(
+        caption=caption, rows=rows, claims=claims.to_dict("records"))
+    path = out_dir / "paper-vs-ours.tex"
+    path.write_text(text)
+    return [out_dir / "paper-vs-ours.csv", out_dir / "claims.csv", path]

@@ -1,0 +1,57 @@
+"""The paper's numbers beside ours, claims judged against the seed spread, `extends`."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from bench.manifest import load
+from bench.report.paper import evaluate_claims, judge, paper_vs_ours, reference_table
+
+
+def cell(label, goal, mean, std, n=3, **more):
+    return {"label": label, "goal_sparsity": goal, "test_accuracy_mean": mean, "test_accuracy_std": std,
+            "n_seeds": n, "theoretical_speedup_mean": 10.0, "sparsity_mean": goal, "run_ids": f"{label}-{goal}", **more}
+
+
+@pytest.mark.parametrize("a, b, verdict", [
+    # difference 0.02, standard error sqrt(2 * 0.005^2 / 3) = 0.00408: 0.02 > 2 * 0.00408 -> agree
+    ((0.92, 0.005), (0.90, 0.005), "agree"),
+    # difference 0.005 < 2 * 0.00408 -> cannot tell
+    ((0.905, 0.005), (0.90, 0.005), "cannot tell"),
+    ((0.88, 0.005), (0.90, 0.005), "disagree"),
+    # single seeds (std NaN) count as no spread
+    ((0.91, math.nan), (0.90, math.nan), "agree"),
+])
+def test_judge_against_two_standard_errors(a, b, verdict):
+    better, worse = pd.Series(cell("A", 0.9, *a)), pd.Series(cell("B", 0.9, *b))
+    assert judge(better, worse, "test_accuracy")[0] == verdict
+
+
+def test_claims_combine_goals_and_skip_missing_ones():
+    cells = pd.DataFrame([cell("A", 0.9, 0.92, 0.005), cell("B", 0.9, 0.90, 0.005),
+                          cell("A", 0.95, 0.905, 0.005), cell("B", 0.95, 0.90, 0.005)])
+    claims = [{"text": "A beats B", "better": "A", "worse": "B", "metric": "test_accuracy", "goals": None},
+              {"text": "A beats B at 90%", "better": "A", "worse": "B", "metric": "test_accuracy", "goals": [0.9]},
+              {"text": "B beats A at 90%", "better": "B", "worse": "A", "metric": "test_accuracy", "goals": [0.9]},
+              {"text": "at 99.5%", "better": "A", "worse": "B", "metric": "test_accuracy", "goals": [0.995]}]
+    verdicts = evaluate_claims(cells, claims, [0.9, 0.95]).set_index("claim")["verdict"]
+    assert verdicts.to_dict() == {"A beats B": "cannot tell", "A beats B at 90%": "agree",
+                                  "B beats A at 90%": "disagree", "at 99.5%": "cannot tell"}
+
+
+def test_paper_numbers_sit_beside_ours():
+    reference = reference_table("back_to_basics_table4_resnet56_cifar10.csv")
+    cells = pd.DataFrame([cell("IMP", 0.9, 0.95, 0.01)])
+    table = paper_vs_ours(cells, reference, ["IMP", "GMP"], [0.9]).set_index("label")
+    assert table.loc["IMP", "paper_accuracy"] == 92.79 and table.loc["IMP", "ours_accuracy"] == pytest.approx(95.0)
+    assert table.loc["GMP", "paper_accuracy"] == 92.84 and math.isnan(table.loc["GMP", "ours_accuracy"])
+
+
+def test_figure_and_second_layout_extend_the_table_and_share_its_runs():
+    table = {s.run_id for s in load("table-imp-vs-stable", "cpu").expand()}
+    for target in ("fig-stability", "table-bimp-vs-stable"):
+        manifest = load(target, "cpu")
+        assert {s.run_id for s in manifest.expand()} == table
+    assert load("fig-stability").report["kind"] == "stability"
+    assert load("table-bimp-vs-stable").report["time_column"] == "throughput"
