@@ -20,8 +20,8 @@ def cell(label, goal, mean, std, n=3, **more):
     # difference 0.005 < 2 * 0.00408 -> cannot tell
     ((0.905, 0.005), (0.90, 0.005), "cannot tell"),
     ((0.88, 0.005), (0.90, 0.005), "disagree"),
-    # single seeds (std NaN) count as no spread
-    ((0.91, math.nan), (0.90, math.nan), "agree"),
+    # a single seed (std NaN) gives no spread to judge against
+    ((0.91, math.nan), (0.90, 0.005), "cannot tell"),
 ])
 def test_judge_against_two_standard_errors(a, b, verdict):
     better, worse = pd.Series(cell("A", 0.9, *a)), pd.Series(cell("B", 0.9, *b))

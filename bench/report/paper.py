@@ -5,7 +5,8 @@ accuracy, speedup and sparsity (``bench/reference/<file>.csv``) next to ours. A 
 an ordering the paper states in words, declared in the manifest as "``better`` beats
 ``worse`` on ``metric`` at ``goals``". At each goal where both cells exist, the difference
 of means is compared with its standard error over seeds, sqrt(s_a^2/n_a + s_b^2/n_b):
-beyond two standard errors the runs agree (or disagree); within, they cannot tell. A
+beyond two standard errors the runs agree (or disagree); within, or with a single seed,
+they cannot tell. A
 claim agrees when every goal agrees, disagrees when any goal disagrees, and otherwise
 cannot tell.
 """
@@ -50,11 +51,11 @@ def paper_vs_ours(cells: pd.DataFrame, reference: pd.DataFrame, labels: list[str
 
 
 def judge(a: pd.Series, b: pd.Series, metric: str) -> tuple[str, float]:
-    """'agree', 'disagree' or 'cannot tell' for "a beats b on metric", and the difference."""
+    """'agree', 'disagree' or 'cannot tell' for "a beats b on metric", and the difference.
+    A single seed on either side gives no spread to judge against: cannot tell."""
     diff = a[f"{metric}_mean"] - b[f"{metric}_mean"]
-    error = math.sqrt(sum((cell[f"{metric}_std"] if math.isfinite(cell[f"{metric}_std"]) else 0.0) ** 2
-                          / cell["n_seeds"] for cell in (a, b)))
-    if not math.isfinite(diff):
+    error = math.sqrt(sum(cell[f"{metric}_std"] ** 2 / cell["n_seeds"] for cell in (a, b)))
+    if not (math.isfinite(diff) and math.isfinite(error)):
         return "cannot tell", diff
     if diff > 2 * error and diff > 0:
         return "agree", diff
