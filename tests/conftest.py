@@ -78,7 +78,7 @@ def data_root(tmp_path_factory):
 
 
 def tiny_spec(method: str, hp: dict | None = None, goal: float | None = 0.9, epochs: int = 2, seed: int = 0,
-              **training) -> "RunSpec":
+              **training):
     """A resolved RunSpec for ``method`` on resnet1d / MNIST-1D, its defaults filled in."""
     from bench.runspec import RunSpec
     from methods import METHODS
