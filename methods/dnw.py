@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from . import register
-from .masks import _keep_largest, prunable_modules
+from .masks import keep_largest, prunable_modules
 from .reparam import forward_with_weights, straight_through
 from .stable import PruningStable
 
@@ -34,7 +34,7 @@ class DNW(PruningStable):
             return model(inputs)
         modules = prunable_modules(model)
         scores = torch.cat([m.weight.detach().abs().flatten() for m in modules])
-        keep = _keep_largest(scores, round(self.goal_sparsity * scores.numel()))
+        keep = keep_largest(scores, round(self.goal_sparsity * scores.numel()))
         parts = keep.split([m.weight.numel() for m in modules])
         weights = {m: straight_through(m.weight, part.view_as(m.weight)) for m, part in zip(modules, parts)}
         return forward_with_weights(model, inputs, weights)

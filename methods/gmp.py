@@ -14,7 +14,7 @@ from torch import nn
 
 from . import register
 from .base import Param
-from .masks import SELECTIONS, PruneEvent, _keep_largest, apply_masks, magnitude_prune, mask_of, prunable_modules
+from .masks import SELECTIONS, PruneEvent, keep_largest, apply_masks, magnitude_prune, mask_of, prunable_modules
 from .reparam import forward_with_weights, straight_through
 from .stable import PruningStable
 
@@ -31,9 +31,9 @@ def recompute_masks(model: nn.Module, sparsity: float, selection: str = "global"
     modules = prunable_modules(model)
     if selection == "global":
         scores = torch.cat([m.weight.abs().flatten() for m in modules])
-        keeps = _keep_largest(scores, round(sparsity * scores.numel())).split([m.weight.numel() for m in modules])
+        keeps = keep_largest(scores, round(sparsity * scores.numel())).split([m.weight.numel() for m in modules])
     else:
-        keeps = [_keep_largest(m.weight.abs().flatten(), round(sparsity * m.weight.numel())) for m in modules]
+        keeps = [keep_largest(m.weight.abs().flatten(), round(sparsity * m.weight.numel())) for m in modules]
     for module, keep in zip(modules, keeps):
         mask_of(module).copy_(keep.view_as(module.weight))
 

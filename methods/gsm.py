@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from . import register
-from .masks import _keep_largest, prunable_modules
+from .masks import keep_largest, prunable_modules
 from .stable import PruningStable
 
 
@@ -34,6 +34,6 @@ class GSM(PruningStable):
             return
         weights = [m.weight for m in prunable_modules(model)]
         scores = torch.cat([(w * w.grad).abs().flatten() for w in weights])
-        keep = _keep_largest(scores, round(self.goal_sparsity * scores.numel()))
+        keep = keep_largest(scores, round(self.goal_sparsity * scores.numel()))
         for w, part in zip(weights, keep.split([w.numel() for w in weights])):
             w.grad.mul_(part.view_as(w))

@@ -14,7 +14,7 @@ from torch import nn
 
 from . import register
 from .base import Param
-from .masks import _keep_largest, prunable_modules
+from .masks import keep_largest, prunable_modules
 from .stable import PruningStable
 
 
@@ -63,7 +63,7 @@ class LC(PruningStable):
             return
         weights = [m.weight for m in prunable_modules(model)]
         magnitudes = torch.cat([w.abs().flatten() for w in weights])
-        keep = _keep_largest(magnitudes, round(self.goal_sparsity * magnitudes.numel()))
+        keep = keep_largest(magnitudes, round(self.goal_sparsity * magnitudes.numel()))
         strength = self.decay(self.iteration)
         self.iteration += 1
         for w, part in zip(weights, keep.split([w.numel() for w in weights])):

@@ -62,7 +62,7 @@ class PruneEvent:
     relative_change: float
 
 
-def _keep_largest(scores: torch.Tensor, n_pruned: int) -> torch.Tensor:
+def keep_largest(scores: torch.Tensor, n_pruned: int) -> torch.Tensor:
     """Boolean keep-mask that drops exactly the n_pruned smallest scores."""
     keep = torch.ones_like(scores, dtype=torch.bool)
     if n_pruned > 0:
@@ -89,12 +89,12 @@ def magnitude_prune(model: nn.Module, sparsity: float, selection: str = "global"
 
     if selection == "global":
         flat = torch.cat([scores(m, mask) for m, mask in zip(modules, masks)])
-        keep = _keep_largest(flat, round(sparsity * flat.numel()))
+        keep = keep_largest(flat, round(sparsity * flat.numel()))
         for mask, part in zip(masks, keep.split([mask.numel() for mask in masks])):
             mask.copy_(part.view_as(mask))
     else:
         for module, mask in zip(modules, masks):
-            keep = _keep_largest(scores(module, mask), round(sparsity * mask.numel()))
+            keep = keep_largest(scores(module, mask), round(sparsity * mask.numel()))
             mask.copy_(keep.view_as(mask))
     apply_masks(model)
 
