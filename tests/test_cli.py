@@ -43,12 +43,14 @@ def test_smoke_profile_end_to_end_then_nothing_to_rerun(dirs, capsys):
         assert {"config.json", "history.parquet", "record.parquet", "model.pt", "log.txt"} <= {p.name for p in run.iterdir()}
     records = pd.concat(pd.read_parquet(results / "runs" / r / "record.parquet") for r in expected)
     assert (records["status"] == "ok").all()
-    pruned = records[records["method"] == "imp"]
-    # IMP hits the goal sparsity exactly and loads the dense parent (its epochs include pretraining).
+    assert set(records["method"]) == {row.method for row in manifest.rows}  # every method ran
     model = build_model("resnet1d", 10, 1)
     n = sum(m.weight.numel() for m in prunable_modules(model))
+    given = records[records["goal_sparsity"].notna()]
+    assert (given["sparsity"] == (given["goal_sparsity"] * n).round() / n).all()  # specifiable: exact
+    pruned = records[records["method"] == "imp"]
+    # IMP loads the dense parent (its epochs include pretraining).
     for _, record in pruned.iterrows():
-        assert record["sparsity"] == pytest.approx(round(record["goal_sparsity"] * n) / n)
         assert record["epochs"] == manifest.training["epochs"] + record["hp_cycles"] * record["hp_retrain_epochs"]
         assert record["parent_run_id"] in expected
         assert 0 < record["pruning_stability"] <= 1.5
@@ -67,6 +69,19 @@ def test_smoke_profile_end_to_end_then_nothing_to_rerun(dirs, capsys):
     capsys.readouterr()
     assert main(["run", "table-imp-vs-stable", "--profile", "smoke", "--executor", "inline", "--quiet", *where]) == 0
     assert f"{len(expected)} done, 0 to run" in capsys.readouterr().out
+
+    # The figure and the second layout render from the same runs, training nothing.
+    for target, files in (("fig-stability", ["stability.pdf", "stability.png"]),
+                          ("table-bimp-vs-stable", ["table.tex", "pareto.png"])):
+        assert main(["report", target, "--profile", "smoke", "--results", str(results), "--reports", str(reports)]) == 0
+        for name in files:
+            assert (reports / target / "smoke" / name).stat().st_size > 0
+    assert "Images/s" in (reports / "table-bimp-vs-stable" / "smoke" / "table.tex").read_text()
+    assert run_ids(results) == expected
+    claims = pd.read_csv(out / "claims.csv")
+    assert len(claims) == len(manifest.claims) and set(claims["verdict"]) <= {"agree", "disagree", "cannot tell"}
+    comparison = pd.read_csv(out / "paper-vs-ours.csv")
+    assert comparison.loc[comparison["label"] == "IMP", "paper_accuracy"].tolist() == [92.79, 87.93]
 
 
 def test_dry_run_of_the_paper_profile_counts_and_writes_nothing(dirs, capsys):

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from methods import METHODS
+from methods.stable import PruningStable
+
 from ..execute import failures
 from ..manifest import Manifest, load
 from ..store import RunStore
@@ -65,7 +68,8 @@ def render_report(manifest: Manifest, store: RunStore, reports: Path) -> Path:
             cells = select_cells(records, manifest.goal_sparsities, report["select_by"])
             write_selection(cells, staging)
             if report["kind"] == "stability":
-                render_stability(cells, labels=labels, out_dir=staging, title=f"{manifest.title} ({manifest.profile})")
+                stable = [row.label for row in manifest.rows if issubclass(METHODS[row.method], PruningStable)]
+                render_stability(cells, labels=stable, out_dir=staging, title=f"{manifest.title} ({manifest.profile})")
             else:
                 render_table(cells, labels=labels, goals=manifest.goal_sparsities, bold=report["bold"],
                              caption=caption(manifest), out_dir=staging, columns=report["columns"],
