@@ -97,9 +97,10 @@ def test_dry_run_of_the_paper_profile_counts_and_writes_nothing(dirs, capsys):
     assert not results.exists() and not reports.exists()
 
 
-def test_a_failing_run_is_recorded_and_the_rest_completes(dirs, monkeypatch, capsys):
+def test_a_failing_run_is_recorded_and_the_rest_completes(dirs, write_manifest, monkeypatch, capsys):
     results, reports, where = dirs
-    manifest = load("table-imp-vs-stable", "smoke")
+    path = str(write_manifest())
+    manifest = load(path, "base")
     victim = next(s for s in manifest.expand() if s.method == "imp")
     real = bench.execute.train_run
 
@@ -109,18 +110,18 @@ def test_a_failing_run_is_recorded_and_the_rest_completes(dirs, monkeypatch, cap
         return real(spec, *args, **kwargs)
 
     monkeypatch.setattr(bench.execute, "train_run", flaky)
-    code = main(["run", "table-imp-vs-stable", "--profile", "smoke", "--executor", "inline", "--quiet", *where])
+    code = main(["run", path, "--profile", "base", "--executor", "inline", "--quiet", *where])
     assert code == 1
     failed = json.loads((results / "runs" / victim.run_id / "failed.json").read_text())
     assert "injected failure" in failed["error"] and "Traceback" in failed["error"]
     done = [p for p in (results / "runs").iterdir() if (p / "record.parquet").exists()]
-    assert len(done) == len(run_ids(results)) - 1
-    failures = pd.read_csv(reports / "table-imp-vs-stable" / "smoke" / "failures.csv")
+    assert len(done) == len(run_ids(results)) - 1 == len(manifest.expand()) - 1
+    failures = pd.read_csv(reports / "small" / "base" / "failures.csv")
     assert failures["run_id"].tolist() == [victim.run_id]
     # The next run retries only the failed one.
     monkeypatch.setattr(bench.execute, "train_run", real)
     capsys.readouterr()
-    assert main(["run", "table-imp-vs-stable", "--profile", "smoke", "--executor", "inline", "--quiet", *where]) == 0
+    assert main(["run", path, "--profile", "base", "--executor", "inline", "--quiet", *where]) == 0
     assert ", 1 to run" in capsys.readouterr().out
     assert (results / "runs" / victim.run_id / "record.parquet").exists()
 
@@ -138,9 +139,10 @@ def test_a_diverging_run_is_recorded_as_diverged(dirs, write_manifest):
     assert record["status"] == "diverged"
 
 
-def test_local_grid_killed_half_way_resumes_cleanly(dirs):
+def test_local_grid_killed_half_way_resumes_cleanly(dirs, write_manifest):
     results, reports, where = dirs
-    command = [sys.executable, "-m", "bench.cli", "run", "table-imp-vs-stable", "--profile", "smoke", "--jobs", "2",
+    path = str(write_manifest(lambda data: data.update(goal_sparsities=[0.5, 0.8, 0.9, 0.95])))
+    command = [sys.executable, "-m", "bench.cli", "run", path, "--profile", "base", "--jobs", "2",
                "--quiet", "--no-report", *where]
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -150,13 +152,12 @@ def test_local_grid_killed_half_way_resumes_cleanly(dirs):
     process.wait()
     subprocess.run(["pkill", "-9", "-f", str(results)], check=False)  # submitit workers outlive their parent
     finished_before = {p.name for p in (results / "runs").iterdir() if (p / "record.parquet").exists()}
-    assert finished_before, "nothing finished before the kill"
+    specs = load(path, "base").expand()
+    expected = {s.run_id for s in specs} | {s.parent.run_id for s in specs if s.parent}
+    assert finished_before and finished_before < expected, "the kill did not land half-way"
 
     rerun = subprocess.run(command, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
-    manifest = load("table-imp-vs-stable", "smoke")
-    specs = manifest.expand()
-    expected = {s.run_id for s in specs} | {s.parent.run_id for s in specs if s.parent}
     assert f"{len(expected)} runs, {len(finished_before)} done" in rerun.stdout
     assert run_ids(results) == expected
     for run_id in expected:
