@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 # Every manifest bench/manifests/<target>.toml is a make target of the same name.
 TARGETS := $(basename $(notdir $(wildcard bench/manifests/*.toml)))
 
-.PHONY: test reports validate clean-venv $(TARGETS)
+.PHONY: test reports validate clean-venv slurm-up slurm-down $(TARGETS)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ validate: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# A single-node SLURM cluster on this machine (as root; installs slurm-wlm, slurmdbd, munge and
+# mariadb-server when missing). The tests marked `slurm` use it.
+slurm-up:
+	tests/slurm-local.sh up
+
+slurm-down:
+	tests/slurm-local.sh down
 
 clean-venv:
 	rm -rf $(VENV)

@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+import submitit
 from tqdm import tqdm
 
 from methods import METHODS
@@ -46,19 +47,23 @@ def claim(store: RunStore, run_id: str) -> Iterator[bool]:
 
 
 def execute(spec: RunSpec, store: RunStore, data_root: str) -> str:
-    """Run one spec and record its outcome: 'ok', 'diverged' or 'failed'."""
+    """Run one spec, resuming from its checkpoint if it has one, and record its outcome:
+    'ok', 'diverged' or 'failed'."""
     lines: list[str] = []
+    checkpoint = store.checkpoint_path(spec.run_id)
     try:
         parent = None
         if spec.parent is not None:
             if not store.is_done(spec.parent.run_id):
                 raise RuntimeError(f"parent run {spec.parent.run_id} did not finish")
             parent = store.load_parent(spec.parent.run_id)
-        result = train_run(spec, data_root, parent, log=lines.append)
+        result = train_run(spec, data_root, parent, log=lines.append, checkpoint=checkpoint)
     except Exception:  # noqa: BLE001 - any failure of one run is recorded, never raised
         store.write_failure(spec, traceback.format_exc(), "\n".join(lines))
+        checkpoint.unlink(missing_ok=True)
         return "failed"
     store.write_run(spec, result.record, result.history, result.state_dict, "\n".join(lines))
+    checkpoint.unlink(missing_ok=True)
     return result.record["status"]
 
 
@@ -70,6 +75,14 @@ def work(specs: list[RunSpec], results: str, data_root: str) -> dict[str, str]:
             if obtained and not store.is_done(spec.run_id):
                 outcomes[spec.run_id] = execute(spec, store, data_root)
     return outcomes
+
+
+class Worker(submitit.helpers.Checkpointable):
+    """A submitit job running ``work``. Preempted or timed out on SLURM, it is requeued with
+    the same arguments, and its runs resume from their epoch checkpoints."""
+
+    def __call__(self, specs: list[RunSpec], results: str, data_root: str) -> dict[str, str]:
+        return work(specs, results, data_root)
 
 
 def with_parents(specs: list[RunSpec]) -> list[RunSpec]:
@@ -158,22 +171,23 @@ def _advance(bar: tqdm, store: RunStore, pending: list[RunSpec]) -> None:
 
 def _submit(stage: list[RunSpec], store: RunStore, *, executor: str, jobs: int, data_root: str, slurm: dict):
     """Local: ``jobs`` workers sharing the stage. SLURM: one array task per run."""
-    import submitit
-
     folder = store.results / ".submitit" / "%j"
     args = (str(store.results), data_root)
     if executor == "local":
         pool = submitit.LocalExecutor(folder=folder)
         workers = max(1, min(jobs, len(stage)))
         pool.update_parameters(timeout_min=slurm["time_min"] * math.ceil(len(stage) / workers))
-        return [pool.submit(work, stage, *args) for _ in range(workers)]
+        return [pool.submit(Worker(), stage, *args) for _ in range(workers)]
     pool = submitit.AutoExecutor(folder=folder, cluster="slurm")
     pool.update_parameters(timeout_min=slurm["time_min"], cpus_per_task=slurm["cpus_per_task"],
                            gpus_per_node=slurm["gpus_per_node"], mem_gb=slurm["mem_gb"],
                            slurm_array_parallelism=slurm["array_parallelism"],
                            **({"slurm_partition": slurm["partition"]} if slurm["partition"] else {}))
-    with pool.batch():
-        submitted = [pool.submit(work, [spec], *args) for spec in stage]
+    try:
+        with pool.batch():
+            submitted = [pool.submit(Worker(), [spec], *args) for spec in stage]
+    except submitit.core.utils.FailedJobError as error:
+        raise ConfigError(f"sbatch refused the jobs: {str(error).strip()}", key="[slurm]") from error
     return submitted
 
 

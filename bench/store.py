@@ -32,6 +32,10 @@ class RunStore:
     def run_dir(self, run_id: str) -> Path:
         return self.runs / run_id
 
+    def checkpoint_path(self, run_id: str) -> Path:
+        """Where a run in flight keeps its epoch checkpoint (removed once the run is recorded)."""
+        return self.runs / ".checkpoints" / f"{run_id}.pt"
+
     def is_done(self, run_id: str) -> bool:
         return (self.run_dir(run_id) / RECORD).is_file()
 

@@ -4,13 +4,16 @@
 method prunes after training), walks the method's phases (a phase may open with a pruning
 step, around which test accuracy is measured), and returns the record, the per-epoch
 history and the final state dict. A loss that becomes NaN or infinite stops the run and
-marks it ``diverged``.
+marks it ``diverged``. Given a checkpoint path, it writes a checkpoint at the end of every
+epoch (model, method state, optimizer, RNG states, progress) and resumes from it, so a
+preempted run continues where it stopped and ends with the record it would have had.
 """
 
 import math
+import os
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from torch import nn
 
 from methods import METHODS
 from methods.base import Method
-from methods.masks import mask_of
+from methods.masks import PruneEvent, mask_of
 from models import build_model
 
 from .data import Dataset, load_dataset
@@ -35,6 +38,34 @@ class RunResult:
     record: dict
     history: list[dict]
     state_dict: dict
+
+
+@dataclass
+class Progress:
+    """Where a run stands, besides its model, method and optimizer: the phase under way and
+    the epochs finished in it, the measurements so far and the history."""
+
+    phase: int = 0
+    epoch: int = 0
+    epochs_done: int = 0
+    train_seconds: float = 0.0
+    samples: int = 0
+    before: float = math.nan
+    after: float = math.nan
+    val_after: float = math.nan
+    event: PruneEvent | None = None
+    status: str = "ok"
+    history: list = field(default_factory=list)
+
+
+def save_checkpoint(path: Path, model, method, optimizer, scaler, generator, progress: Progress) -> None:
+    """Write the checkpoint aside and move it into place (a crash never leaves half of one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    state = {key: value for key, value in vars(method).items() if key != "phase"}
+    torch.save({"model": model, "method": state, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                "generator": generator.get_state(), "rng": torch.get_rng_state(), "progress": progress}, tmp)
+    os.replace(tmp, path)
 
 
 @lru_cache(maxsize=1)
@@ -115,57 +146,75 @@ def train_epoch(method, model, data, optimizer, schedule, epoch, generator, devi
 
 
 def train_run(spec: RunSpec, data_root: str | Path, parent: tuple[dict, dict] | None = None,
-              log=print) -> RunResult:
-    """Execute one run; ``parent`` is (state dict, record) of the dense run it starts from."""
+              log=print, checkpoint: Path | None = None) -> RunResult:
+    """Execute one run; ``parent`` is (state dict, record) of the dense run it starts from;
+    ``checkpoint`` is where the run saves its progress every epoch and resumes from."""
     training = spec.training
     torch.set_num_threads(training["threads"])
     torch.manual_seed(spec.seed)
     device = select_device()
     data = cached_dataset(training["dataset"], str(data_root), training["val_fraction"], training["split_seed"])
-    model = build_model(training["model"], data.num_classes, data.in_channels).to(device)
     method = METHODS[spec.method](spec.hp, training, spec.goal_sparsity)
-    if parent is not None:
-        load_state(model, parent[0])
-    method.setup(model, math.ceil(data.train_size / training["batch_size"]))
     generator = torch.Generator().manual_seed(spec.seed)
     scaler = torch.amp.GradScaler(device.type, enabled=training["amp"] and device.type == "cuda")
+    saved = torch.load(checkpoint, map_location=device, weights_only=False) if checkpoint and checkpoint.exists() else None
+    if saved is None:
+        model = build_model(training["model"], data.num_classes, data.in_channels).to(device)
+        if parent is not None:
+            load_state(model, parent[0])
+        method.setup(model, math.ceil(data.train_size / training["batch_size"]))
+        progress = Progress()
+    else:
+        model, progress = saved["model"], saved["progress"]
+        vars(method).update(saved["method"])
+        generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["rng"])
+        scaler.load_state_dict(saved["scaler"])
+        log(f"resumed from {checkpoint}: phase {progress.phase}, epoch {progress.epoch}")
 
-    history, status = [], "ok"
-    before = after = val_after = math.nan
-    train_seconds, samples, epochs_done = 0.0, 0, 0
-    for phase in method.phases():
-        event = None
-        if phase.prunes:
-            before = evaluate(method, model, data, "test", device)
-            event = method.prune(model, phase.sparsity)
+    for index, phase in enumerate(method.phases()):
+        if index < progress.phase:
+            continue
+        if phase.prunes and progress.epoch == 0:
+            progress.before = evaluate(method, model, data, "test", device)
+            progress.event = method.prune(model, phase.sparsity)
         method.enter(phase)
-        if phase.prunes:
-            after, val_after = (evaluate(method, model, data, split, device) for split in ("test", "val"))
-            log(f"{phase.name}: pruned to {phase.sparsity}, test accuracy {before:.4f} -> {after:.4f}")
-        schedule = phase.schedule(event)
+        if phase.prunes and progress.epoch == 0:
+            progress.after, progress.val_after = (evaluate(method, model, data, split, device) for split in ("test", "val"))
+            log(f"{phase.name}: pruned to {phase.sparsity}, test accuracy {progress.before:.4f} -> {progress.after:.4f}")
+        schedule = phase.schedule(progress.event if phase.prunes else None)
         optimizer = make_optimizer(method, model)
-        for epoch in range(phase.epochs):
+        if saved is not None:
+            optimizer.load_state_dict(saved.pop("optimizer"))
+            saved = None
+        for epoch in range(progress.epoch, phase.epochs):
             start = time.perf_counter()
             loss, accuracy, seen = train_epoch(method, model, data, optimizer, schedule, epoch, generator, device,
                                                scaler)
-            method.end_epoch(model, epochs_done)
+            method.end_epoch(model, progress.epochs_done)
             if phase.timed:
-                train_seconds += time.perf_counter() - start
-                samples += seen
-            epochs_done += 1
+                progress.train_seconds += time.perf_counter() - start
+                progress.samples += seen
+            progress.epochs_done += 1
+            progress.epoch = epoch + 1
             val = evaluate(method, model, data, "val", device)
-            history.append({"phase": phase.name, "epoch": epochs_done, "lr": schedule(epoch), "train_loss": loss,
-                            "train_accuracy": accuracy, "val_accuracy": val, "seconds": train_seconds})
+            progress.history.append({"phase": phase.name, "epoch": progress.epochs_done, "lr": schedule(epoch),
+                                     "train_loss": loss, "train_accuracy": accuracy, "val_accuracy": val,
+                                     "seconds": progress.train_seconds})
             log(f"{phase.name} epoch {epoch + 1}/{phase.epochs}: loss {loss:.4f} train {accuracy:.4f} val {val:.4f}")
             if not math.isfinite(loss):
-                status = "diverged"
+                progress.status = "diverged"
                 break
-        if status == "diverged":
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, model, method, optimizer, scaler, generator, progress)
+        if progress.status == "diverged":
             break
+        progress.phase, progress.epoch = index + 1, 0
 
     example = next(data.eval_batches("test", 1, device))[0]
     parent_record = parent[1] if parent is not None else {}
     test, val = (evaluate(method, model, data, split, device) for split in ("test", "val"))
+    before, after, val_after = progress.before, progress.after, progress.val_after
     report_pruned = method.better_of_pruned_and_retrained and val_after > val
     record = {
         "run_id": spec.run_id,
@@ -177,7 +226,7 @@ def train_run(spec: RunSpec, data_root: str | Path, parent: tuple[dict, dict] | 
         **spec.hp_columns(),
         "model": training["model"],
         "dataset": training["dataset"],
-        "status": status,
+        "status": progress.status,
         "test_accuracy": after if report_pruned else test,
         "val_accuracy": val_after if report_pruned else val,
         "reported_model": "pruned" if report_pruned else "final",
@@ -187,14 +236,14 @@ def train_run(spec: RunSpec, data_root: str | Path, parent: tuple[dict, dict] | 
         "accuracy_after_retrain": test,
         "pruning_stability": pruning_stability(before, after),
         **sparsity_report(model, example),
-        "epochs": parent_record.get("epochs", 0) + epochs_done,
-        "train_seconds": parent_record.get("train_seconds", 0.0) + train_seconds,
-        "own_train_seconds": train_seconds,
-        "images_per_second": samples / train_seconds if train_seconds else math.nan,
+        "epochs": parent_record.get("epochs", 0) + progress.epochs_done,
+        "train_seconds": parent_record.get("train_seconds", 0.0) + progress.train_seconds,
+        "own_train_seconds": progress.train_seconds,
+        "images_per_second": progress.samples / progress.train_seconds if progress.train_seconds else math.nan,
         "threads": training["threads"],
         "device": device.type,
         "schema_version": SCHEMA_VERSION,
         "code_version": code_version(),
     }
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    return RunResult(record, history, state)
+    return RunResult(record, progress.history, state)

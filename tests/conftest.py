@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench.manifest import manifest_dir
+from slurm_fixtures import slurm_cluster  # noqa: F401  (session fixture of the tests marked slurm)
 
 SMALL = {
     "title": "test table",

@@ -1,0 +1,68 @@
+"""The slurm executor against a real cluster (tests/slurm-local.sh): the smoke grid of
+table-imp-vs-stable runs as one SLURM job array per stage, its records equal those of the
+inline executor, and a second run submits nothing."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from bench.execute import with_parents
+from bench.manifest import load
+from bench.store import RunStore
+
+pytestmark = pytest.mark.slurm
+
+TARGET, PROFILE = "table-imp-vs-stable", "smoke"
+SPECS = with_parents(load(TARGET, PROFILE).expand())
+
+
+def prunebench(results, data_root, *options) -> subprocess.CompletedProcess:
+    """`prunebench run` of the smoke grid in a subprocess, so that a hang fails instead of blocking."""
+    command = [sys.executable, "-m", "bench.cli", "run", TARGET, "--profile", PROFILE, "--results", str(results),
+               "--data-root", str(data_root), "--no-report", "--quiet", *options]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
+def records(results) -> dict[str, tuple[float, float]]:
+    store = RunStore(results)
+    return {spec.run_id: (record["test_accuracy"], record["sparsity"])
+            for spec in SPECS for record in [store.read_record(spec.run_id)]}
+
+
+def job_folders(results) -> list[str]:
+    """Names in submitit's folder: one per array (its id) and one per task (``<array>_<index>``)."""
+    return sorted(path.name for path in (results / ".submitit").iterdir() if not path.name.startswith("."))
+
+
+@pytest.fixture(scope="module")
+def slurm_results(slurm_cluster, data_root, tmp_path_factory):
+    results = tmp_path_factory.mktemp("slurm-results")
+    run = prunebench(results, data_root, "--executor", "slurm")
+    assert run.returncode == 0, run.stdout + run.stderr
+    return results
+
+
+def test_grid_runs_as_job_arrays_with_the_inline_records(slurm_results, data_root, tmp_path):
+    inline = prunebench(tmp_path, data_root, "--executor", "inline")
+    assert inline.returncode == 0, inline.stdout + inline.stderr
+    assert records(slurm_results) == records(tmp_path)
+
+    names = job_folders(slurm_results)
+    tasks = [name for name in names if re.fullmatch(r"\d+_\d+", name)]
+    arrays = sorted({task.split("_")[0] for task in tasks})
+    assert len(tasks) == len(SPECS) and len(arrays) == len({spec.stage for spec in SPECS})
+    assert sorted(set(names) - set(tasks)) == arrays
+    sacct = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(arrays)],
+                           capture_output=True, text=True, check=True)
+    states = dict(line.split("|") for line in sacct.stdout.splitlines())
+    assert sorted(states) == sorted(tasks) and set(states.values()) == {"COMPLETED"}
+
+
+def test_second_run_submits_nothing(slurm_results, data_root):
+    before = job_folders(slurm_results)
+    again = prunebench(slurm_results, data_root, "--executor", "slurm")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"{len(SPECS)} runs, {len(SPECS)} done, 0 to run" in again.stdout
+    assert job_folders(slurm_results) == before
