@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml
 $(TARGETS): $(STAMP)
 	$(BIN)/prunebench run $@ --profile $(PROFILE) --executor $(EXECUTOR) $(RUN_FLAGS)
 
+# Regenerate every target's report for PROFILE from the stored runs, training nothing.
 reports: $(STAMP)
-	$(BIN)/prunebench report --all
+	$(BIN)/prunebench report --all --profile $(PROFILE)
 
 validate: $(STAMP)
 	$(BIN)/prunebench validate --all

@@ -1,4 +1,4 @@
-"""The ``prunebench`` command: run, report, validate, list.
+"""The ``prunebench`` command: run, report, validate, list, status, clean.
 
 Exit codes: 0 success, 1 some run failed (after rendering what exists), 2 bad input
 (manifest, command line, data root), with nothing submitted and nothing written.
@@ -46,6 +46,11 @@ def parser() -> argparse.ArgumentParser:
     report = target_command("report", "render a target's report from the stored runs", all_option=True)
     locations(report)
     target_command("validate", "validate a manifest under every profile, running nothing", all_option=True)
+    status = target_command("status", "count a target's runs: done, failed, running, queued")
+    locations(status)
+    clean = commands.add_parser("clean", help="remove submitit's files and checkpoints of finished runs, never records",
+                                description="remove submitit's files and checkpoints of finished runs, never records")
+    clean.add_argument("--results", default=DEFAULT_RESULTS, help="results directory (default: ./results)")
     commands.add_parser("list", help="list targets, methods, models and datasets")
     return top
 
@@ -149,7 +154,27 @@ def cmd_report(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "validate": cmd_validate, "list": cmd_list}
+def cmd_status(args) -> int:
+    from .execute import status
+    from .manifest import load
+    from .store import RunStore
+
+    manifest = load(args.target, args.profile)
+    counts = status(manifest.expand(), RunStore(args.results))
+    print(f"{manifest.target} [{manifest.profile}]: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+    return 0
+
+
+def cmd_clean(args) -> int:
+    from .store import RunStore
+
+    removed = RunStore(args.results).clean()
+    print(f"removed {len(removed)} files and folders under {args.results}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "validate": cmd_validate, "list": cmd_list,
+            "status": cmd_status, "clean": cmd_clean}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -32,9 +32,9 @@ EXECUTORS = ("inline", "local", "slurm")
 @contextmanager
 def claim(store: RunStore, run_id: str) -> Iterator[bool]:
     """Hold an exclusive, non-blocking lock on a run; yields whether it was obtained."""
-    locks = store.runs / ".locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"{run_id}.lock", "w") as handle:
+    path = store.lock_path(run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -189,6 +189,21 @@ def _submit(stage: list[RunSpec], store: RunStore, *, executor: str, jobs: int, 
     except submitit.core.utils.FailedJobError as error:
         raise ConfigError(f"sbatch refused the jobs: {str(error).strip()}", key="[slurm]") from error
     return submitted
+
+
+def status(specs: list[RunSpec], store: RunStore) -> dict[str, int]:
+    """How many runs of the grid are done, failed, running (a worker holds them) or queued."""
+    counts = dict.fromkeys(("done", "failed", "running", "queued"), 0)
+    for spec in with_parents(specs):
+        if store.is_done(spec.run_id):
+            counts["done"] += 1
+        elif store.is_running(spec.run_id):
+            counts["running"] += 1
+        elif store.failure(spec.run_id) is not None:
+            counts["failed"] += 1
+        else:
+            counts["queued"] += 1
+    return counts
 
 
 def failures(specs: list[RunSpec], store: RunStore) -> dict[str, str]:

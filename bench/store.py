@@ -7,6 +7,7 @@ a temporary sibling and renamed into place. Consolidated tables are always rebui
 the run directories.
 """
 
+import fcntl
 import json
 import os
 import shutil
@@ -35,6 +36,46 @@ class RunStore:
     def checkpoint_path(self, run_id: str) -> Path:
         """Where a run in flight keeps its epoch checkpoint (removed once the run is recorded)."""
         return self.runs / ".checkpoints" / f"{run_id}.pt"
+
+    def lock_path(self, run_id: str) -> Path:
+        """The file a worker holds an exclusive lock on while it executes the run."""
+        return self.runs / ".locks" / f"{run_id}.lock"
+
+    def is_running(self, run_id: str) -> bool:
+        """Whether some process holds the run's lock right now."""
+        path = self.lock_path(run_id)
+        if not path.exists():
+            return False
+        with open(path) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+    def clean(self) -> list[Path]:
+        """Remove what is not a result: submitit's files, checkpoints of finished runs, and
+        leftovers of interrupted writes. Nothing a running worker uses, and never a record."""
+        if not self.runs.exists():
+            return []
+        removed = []
+        for path in self.runs.iterdir():
+            run_id = path.name.split("-")[1] if path.name.startswith((".tmp-", ".trash-")) else None
+            if run_id is not None and not self.is_running(run_id):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        for path in (self.runs / ".checkpoints").glob("*.pt"):
+            if self.is_done(path.stem):
+                path.unlink()
+                removed.append(path)
+        locks = list((self.runs / ".locks").glob("*.lock"))
+        if not any(self.is_running(lock.stem) for lock in locks):
+            for lock in locks:
+                lock.unlink()
+            shutil.rmtree(self.results / ".submitit", ignore_errors=True)
+            removed += [*locks, self.results / ".submitit"]
+        return removed
 
     def is_done(self, run_id: str) -> bool:
         return (self.run_dir(run_id) / RECORD).is_file()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import torch
 
 import bench.execute
 from bench.cli import main
+from bench.execute import claim
+from bench.store import RunStore
 from bench.manifest import load
 from methods.masks import prunable_modules
 from models import build_model
@@ -186,3 +189,30 @@ def test_list_and_validate(capsys):
     assert "table-imp-vs-stable" in out and "imp" in out and "resnet56" in out and "mnist1d" in out
     assert main(["validate", "--all"]) == 0
     assert "table-imp-vs-stable [paper]: ok" in capsys.readouterr().out
+
+
+def test_status_counts_and_clean_keeps_every_record(dirs, write_manifest, capsys):
+    results, reports, where = dirs
+    path = str(write_manifest())
+    assert main(["run", path, "--profile", "base", "--executor", "inline", "--quiet", "--no-report", *where]) == 0
+    store = RunStore(results)
+    specs = load(path, "base").expand()
+    done, queued = specs[0].run_id, "f" * 16  # a run of the grid, and one that never ran
+    (store.runs / ".checkpoints").mkdir(parents=True, exist_ok=True)
+    store.checkpoint_path(done).write_bytes(b"stale")
+    store.checkpoint_path(queued).write_bytes(b"resume me")
+    (store.runs / f".tmp-{queued}-abc").mkdir()
+    (results / ".submitit" / "123").mkdir(parents=True)
+    shutil.rmtree(store.run_dir(specs[1].run_id))  # this one is being redone:
+    with claim(store, specs[1].run_id) as obtained:  # a worker holds it
+        assert obtained and store.is_running(specs[1].run_id)
+        capsys.readouterr()
+        assert main(["status", path, "--profile", "base", "--results", str(results)]) == 0
+        assert f"{len(specs) - 1} done, 0 failed, 1 running, 0 queued" in capsys.readouterr().out
+        assert main(["clean", "--results", str(results)]) == 0
+        assert (results / ".submitit").exists(), "submitit's files stay while a worker runs"
+    assert not store.checkpoint_path(done).exists() and store.checkpoint_path(queued).exists()
+    assert not (store.runs / f".tmp-{queued}-abc").exists()
+    assert main(["clean", "--results", str(results)]) == 0
+    assert not (results / ".submitit").exists()
+    assert all(store.is_done(spec.run_id) for spec in specs if spec is not specs[1])
