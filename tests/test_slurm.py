@@ -5,6 +5,7 @@ inline executor, and a second run submits nothing."""
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -66,3 +67,51 @@ def test_second_run_submits_nothing(slurm_results, data_root):
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"{len(SPECS)} runs, {len(SPECS)} done, 0 to run" in again.stdout
     assert job_folders(slurm_results) == before
+
+
+def job_of(results) -> str:
+    """The SLURM job id of the only job submitted to ``results`` (a one-task batch is a plain job)."""
+    (job,) = [name for name in job_folders(results) if re.fullmatch(r"\d+(_\d+)?", name)]
+    return job
+
+
+@pytest.mark.parametrize("interrupt", [
+    ["scancel", "--signal=USR2"],  # what a preempting cluster sends: submitit checkpoints and requeues
+    ["scontrol", "requeue"],       # SIGTERM, then a kill after KillWait: requeued without submitit's help
+])
+def test_a_preempted_run_resumes_to_the_record_of_an_uninterrupted_one(
+        slurm_cluster, write_manifest, data_root, tmp_path, interrupt):
+    def one_long_run(data):
+        data["rows"] = [{"label": "Dense", "method": "dense"}]
+        data["training"]["epochs"] = 16
+    path = write_manifest(one_long_run)
+    (spec,) = load(str(path), "base").expand()
+    results = tmp_path / "slurm"
+    command = [sys.executable, "-m", "bench.cli", "run", str(path), "--profile", "base", "--executor", "slurm",
+               "--cpus-per-task", "1", "--gpus-per-node", "0", "--mem-gb", "2", "--time-min", "10",
+               "--results", str(results), "--data-root", str(data_root), "--no-report", "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    checkpoint = RunStore(results).checkpoint_path(spec.run_id)
+    deadline = time.time() + 300
+    while not checkpoint.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert checkpoint.exists(), "the job never wrote a checkpoint"
+    subprocess.run([*interrupt, job_of(results)], check=True)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, out + err
+
+    log = (RunStore(results).run_dir(spec.run_id) / "log.txt").read_text()
+    assert "resumed from" in log, "the requeued job started over instead of resuming"
+    reference = prunebench_inline(path, tmp_path / "inline", data_root)
+    resumed = RunStore(results).read_record(spec.run_id)
+    for key in ("test_accuracy", "val_accuracy", "sparsity", "epochs"):
+        assert resumed[key] == reference[key], key
+
+
+def prunebench_inline(path, results, data_root) -> dict:
+    (spec,) = load(str(path), "base").expand()
+    run = subprocess.run([sys.executable, "-m", "bench.cli", "run", str(path), "--profile", "base", "--executor",
+                          "inline", "--results", str(results), "--data-root", str(data_root), "--no-report",
+                          "--quiet"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return RunStore(results).read_record(spec.run_id)
