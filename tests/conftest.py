@@ -102,3 +102,15 @@ def train_tiny(data_root):
     def train(method, hp=None, goal=0.9, epochs=2, **training):
         return train_run(tiny_spec(method, hp, goal, epochs, **training), data_root, log=lambda line: None)
     return train
+
+
+def assert_state_pruned_to(result, goal: float) -> None:
+    """A finished run's state dict has exactly round(goal * n) masked weights, all of them zero,
+    and its record reports that sparsity."""
+    state = result.state_dict
+    masks = {key: mask for key, mask in state.items() if key.endswith("weight_mask")}
+    n = sum(mask.numel() for mask in masks.values())
+    zeros = sum(int((~mask).sum()) for mask in masks.values())
+    assert zeros == round(goal * n) and result.record["sparsity"] == pytest.approx(zeros / n)
+    for key, mask in masks.items():
+        assert not state[key.replace("weight_mask", "weight")][~mask].any()

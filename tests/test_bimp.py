@@ -5,6 +5,8 @@ import pytest
 from methods import METHODS
 from methods.masks import PruneEvent
 
+from conftest import assert_state_pruned_to
+
 
 def bimp(initial, cycles, epochs=200, goal=0.9, lr=0.1):
     hp = {"initial_epochs": initial, "cycles": cycles, "schedule": "allr", "selection": "global"}
@@ -43,10 +45,5 @@ def test_bimp_trains_from_scratch_to_the_exact_goal(train_tiny):
     result = train_tiny("bimp", {"initial_epochs": 2, "cycles": 2}, goal=0.9, epochs=4)
     record = result.record
     assert record["epochs"] == 4 and record["parent_run_id"] is None
-    n = sum(v.numel() for k, v in result.state_dict.items() if k.endswith("weight_mask"))
-    zeros = sum(int((~v).sum()) for k, v in result.state_dict.items() if k.endswith("weight_mask"))
-    assert zeros == round(0.9 * n) and record["sparsity"] == pytest.approx(zeros / n)
+    assert_state_pruned_to(result, 0.9)
     assert record["test_accuracy"] > 0.5
-    for key, mask in result.state_dict.items():
-        if key.endswith("weight_mask"):
-            assert not result.state_dict[key.replace("weight_mask", "weight")][~mask].any()

@@ -8,6 +8,8 @@ from torch import nn
 from methods import METHODS
 from methods.masks import mask_of, prunable_modules
 
+from conftest import assert_state_pruned_to
+
 S4 = [0.5203125, 0.7875, 0.8859375, 0.9]  # 0.9 (1 - (1 - k/4)^3): 0.9 * (1 - 27/64), (1 - 1/8), (1 - 1/64), 1
 
 
@@ -289,14 +291,9 @@ def test_dnw_final_prune_hits_the_goal_and_changes_nothing():
 @pytest.mark.parametrize("method, hp", [("gmp", {}), ("gmp", {"mode": "soft"}), ("dpf", {}), ("dnw", {})])
 def test_trains_to_the_exact_goal_through_the_loop(train_tiny, method, hp):
     result = train_tiny(method, {**hp, "finetune_fraction": 0.5}, goal=0.9, epochs=2)
-    record, state = result.record, result.state_dict
+    record = result.record
     assert record["status"] == "ok" and record["epochs"] == 3
-    masks = {key: mask for key, mask in state.items() if key.endswith("weight_mask")}
-    n = sum(mask.numel() for mask in masks.values())
-    zeros = sum(int((~mask).sum()) for mask in masks.values())
-    assert zeros == round(0.9 * n) and record["sparsity"] == pytest.approx(zeros / n)
-    for key, mask in masks.items():
-        assert not state[key.replace("weight_mask", "weight")][~mask].any()
+    assert_state_pruned_to(result, 0.9)
     assert record["test_accuracy"] > 0.3
     if method in ("gmp", "dnw"):  # the hard prune only applies the mask already in use
         assert record["accuracy_before_prune"] == record["accuracy_after_prune"]

@@ -9,6 +9,8 @@ from bench.train import make_optimizer
 from methods import METHODS
 from methods.masks import mask_of, prunable_modules
 
+from conftest import assert_state_pruned_to
+
 TRAINING = {"epochs": 2, "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 0.01}
 
 
@@ -165,14 +167,9 @@ def test_final_prune_hits_the_goal_exactly(name, goal):
 @pytest.mark.parametrize("name", ["gsm", "lc"])
 def test_trains_and_ends_at_the_goal(train_tiny, name):
     result = train_tiny(name, {"finetune_fraction": 0.5}, goal=0.9, epochs=2)
-    record, state = result.record, result.state_dict
+    record = result.record
     assert [h["phase"] for h in result.history] == ["train", "train", "finetune"]
-    masks = {k: v for k, v in state.items() if k.endswith("weight_mask")}
-    n = sum(mask.numel() for mask in masks.values())
-    zeros = sum(int((~mask).sum()) for mask in masks.values())
-    assert zeros == round(0.9 * n) and record["sparsity"] == pytest.approx(zeros / n)
-    for key, mask in masks.items():
-        assert not state[key.replace("weight_mask", "weight")][~mask].any()
+    assert_state_pruned_to(result, 0.9)
     assert record["test_accuracy"] > 0.3
     seconds = [h["seconds"] for h in result.history]
     assert (seconds[2] > seconds[1]) == (name == "lc")  # LC's retraining is timed
