@@ -107,7 +107,7 @@ def slurm_settings(args, manifest) -> dict:
 
 def cmd_run(args) -> int:
     from .data import default_data_root, load_dataset
-    from .execute import check_executor, default_jobs, failures, plan, run_plan
+    from .execute import check_executor, default_jobs, failures, plan, run_plan, with_parents
     from .manifest import load
     from .store import RunStore
 
@@ -118,6 +118,11 @@ def cmd_run(args) -> int:
     slurm = slurm_settings(args, manifest)
     store = RunStore(args.results)
     specs = manifest.expand()
+    if not args.dry_run:
+        for spec in with_parents(specs):
+            problem = store.discard_corrupt(spec.run_id)
+            if problem:
+                print(f"unreadable record, run {spec.run_id} will run again: {problem}", file=sys.stderr)
     grid = plan(specs, store)
     print(f"{manifest.target} [{manifest.profile}]: {grid.total} runs, {grid.done} done, "
           f"{len(grid.pending)} to run ({grid.epochs} epochs)")

@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import submitit
 from tqdm import tqdm
 
@@ -111,7 +111,7 @@ class Plan:
     total: int
     done: int
     stages: list[list[RunSpec]]
-    epochs: int = field(default=0)
+    epochs: int
 
     @property
     def pending(self) -> list[RunSpec]:

@@ -121,6 +121,21 @@ class RunStore:
         state = torch.load(self.run_dir(run_id) / MODEL, map_location="cpu", weights_only=True)["state_dict"]
         return state, self.read_record(run_id)
 
+    def discard_corrupt(self, run_id: str) -> str | None:
+        """If the finished run's record does not read (truncated, corrupt), move the run
+        directory aside, so the run is executed again, and say what was wrong."""
+        path = self.run_dir(run_id) / RECORD
+        if not path.is_file():
+            return None
+        try:
+            pd.read_parquet(path)
+            return None
+        except (OSError, pyarrow.ArrowException) as error:
+            stale = self.runs / f".trash-{run_id}-{uuid.uuid4().hex[:8]}"
+            os.rename(self.run_dir(run_id), stale)
+            shutil.rmtree(stale, ignore_errors=True)
+            return f"{path}: {error}"
+
     def read_record(self, run_id: str) -> dict:
         return pd.read_parquet(self.run_dir(run_id) / RECORD).iloc[0].to_dict()
 

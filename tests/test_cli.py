@@ -216,3 +216,41 @@ def test_status_counts_and_clean_keeps_every_record(dirs, write_manifest, capsys
     assert main(["clean", "--results", str(results)]) == 0
     assert not (results / ".submitit").exists()
     assert all(store.is_done(spec.run_id) for spec in specs if spec is not specs[1])
+
+
+def test_a_corrupt_record_is_named_and_its_run_executed_again(dirs, write_manifest, capsys):
+    results, reports, where = dirs
+    path = str(write_manifest())
+    run = ["run", path, "--profile", "base", "--executor", "inline", "--quiet", "--no-report", *where]
+    assert main(run) == 0
+    victim = load(path, "base").expand()[-1].run_id
+    record = results / "runs" / victim / "record.parquet"
+    record.write_bytes(record.read_bytes()[:100])  # truncated, as by a full disk
+    capsys.readouterr()
+    assert main(run) == 0
+    captured = capsys.readouterr()
+    assert f"unreadable record, run {victim} will run again: {record}" in captured.err
+    assert ", 1 to run" in captured.out
+    assert pd.read_parquet(record)["run_id"].tolist() == [victim]
+
+
+def test_local_and_inline_executors_give_bitwise_identical_records(tmp_path, data_root, write_manifest):
+    path = str(write_manifest())
+    columns = ["run_id", "test_accuracy", "val_accuracy", "sparsity", "accuracy_after_prune", "threads"]
+    frames = []
+    for executor in ("inline", "local"):
+        results = tmp_path / executor
+        assert main(["run", path, "--profile", "base", "--executor", executor, "--quiet", "--no-report",
+                     "--results", str(results), "--data-root", str(data_root)]) == 0
+        frames.append(pd.concat(pd.read_parquet(p / "record.parquet") for p in sorted((results / "runs").glob("[!.]*")))
+                      [columns].reset_index(drop=True))
+    pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=True)
+
+
+def test_slurm_options_without_slurm_exit_2_and_write_nothing(dirs, monkeypatch, capsys):
+    results, reports, where = dirs
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert main(["run", "table-imp-vs-stable", "--profile", "smoke", "--executor", "slurm", "--partition", "gpu",
+                 *where]) == 2
+    assert "sbatch is not on this machine's PATH" in capsys.readouterr().err
+    assert not results.exists()
