@@ -39,6 +39,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print what would run and exit")
     run.add_argument("--no-report", action="store_true", help="do not render the report afterwards")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--no-wait", action="store_true",
+                     help="with --executor slurm: submit every stage, chained by SLURM dependencies, and return")
     for option, kind in (("partition", str), ("time-min", int), ("cpus-per-task", int), ("gpus-per-node", int),
                          ("mem-gb", float), ("array-parallelism", int)):
         run.add_argument(f"--{option}", type=kind, help=f"SLURM {option} (overrides the manifest's [slurm])")
@@ -107,7 +109,7 @@ def slurm_settings(args, manifest) -> dict:
 
 def cmd_run(args) -> int:
     from .data import default_data_root, load_dataset
-    from .execute import check_executor, default_jobs, failures, plan, run_plan, with_parents
+    from .execute import check_executor, default_jobs, failures, plan, run_plan, submit_plan, with_parents
     from .manifest import load
     from .store import RunStore
 
@@ -115,6 +117,9 @@ def cmd_run(args) -> int:
     check_executor(args.executor)
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"must be at least 1, got {args.jobs}", key="--jobs")
+    if args.no_wait and args.executor != "slurm":
+        raise ConfigError(f"needs --executor slurm (a {args.executor} grid lives as long as this command)",
+                          key="--no-wait")
     slurm = slurm_settings(args, manifest)
     store = RunStore(args.results)
     specs = manifest.expand()
@@ -132,6 +137,12 @@ def cmd_run(args) -> int:
     datasets = {(s.training["dataset"], s.training["val_fraction"], s.training["split_seed"]) for s in grid.pending}
     for name, val_fraction, split_seed in sorted(datasets):  # checked, and generated once, before any run
         load_dataset(name, data_root, val_fraction, split_seed)
+    if args.no_wait:
+        arrays = submit_plan(grid, store, data_root=data_root, slurm=slurm)
+        where = f" --results {args.results}" if args.results != DEFAULT_RESULTS else ""
+        print(f"submitted job arrays {', '.join(arrays)}; follow them with "
+              f"`prunebench status {args.target} --profile {manifest.profile}{where}`")
+        return 0
     jobs = args.jobs or default_jobs(manifest.training["threads"])
     run_plan(grid, store, executor=args.executor, jobs=jobs, data_root=data_root, slurm=slurm,
              progress=not args.quiet)
@@ -160,13 +171,16 @@ def cmd_report(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from .execute import status
+    from .execute import scheduler_states, status
     from .manifest import load
     from .store import RunStore
 
-    manifest = load(args.target, args.profile)
-    counts = status(manifest.expand(), RunStore(args.results))
+    manifest, store = load(args.target, args.profile), RunStore(args.results)
+    counts = status(manifest.expand(), store)
     print(f"{manifest.target} [{manifest.profile}]: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+    states = scheduler_states(store)
+    if states:
+        print("SLURM tasks: " + ", ".join(f"{n} {state.lower()}" for state, n in sorted(states.items())))
     return 0
 
 

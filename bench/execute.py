@@ -8,11 +8,15 @@ is missing. Local workers are our own throttle: ``jobs`` workers share the stage
 """
 
 import fcntl
+import getpass
 import math
 import os
+import re
 import shutil
+import subprocess
 import time
 import traceback
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -139,6 +143,18 @@ def check_executor(executor: str) -> None:
                           "use --executor local here", key="--executor")
 
 
+def submit_plan(grid: Plan, store: RunStore, *, data_root: str, slurm: dict) -> list[str]:
+    """Submit every stage to SLURM at once, each stage's array starting after the previous
+    one ends (``afterany``: a failed parent fails its children with the reason); returns
+    the array job ids."""
+    arrays: list[str] = []
+    for stage in grid.stages:
+        after = {"dependency": f"afterany:{arrays[-1]}"} if arrays else {}
+        submitted = _submit(stage, store, executor="slurm", jobs=0, data_root=data_root, slurm={**slurm, **after})
+        arrays.append(submitted[0].job_id.split("_")[0])
+    return arrays
+
+
 def run_plan(grid: Plan, store: RunStore, *, executor: str, jobs: int, data_root: str, slurm: dict,
              progress: bool = True) -> None:
     """Execute every stage of the plan, waiting for each before the next."""
@@ -182,7 +198,8 @@ def _submit(stage: list[RunSpec], store: RunStore, *, executor: str, jobs: int, 
     pool.update_parameters(timeout_min=slurm["time_min"], cpus_per_task=slurm["cpus_per_task"],
                            gpus_per_node=slurm["gpus_per_node"], mem_gb=slurm["mem_gb"],
                            slurm_array_parallelism=slurm["array_parallelism"],
-                           **({"slurm_partition": slurm["partition"]} if slurm["partition"] else {}))
+                           **({"slurm_partition": slurm["partition"]} if slurm["partition"] else {}),
+                           **({"slurm_dependency": slurm["dependency"]} if "dependency" in slurm else {}))
     try:
         with pool.batch():
             submitted = [pool.submit(Worker(), [spec], *args) for spec in stage]
@@ -204,6 +221,20 @@ def status(specs: list[RunSpec], store: RunStore) -> dict[str, int]:
         else:
             counts["queued"] += 1
     return counts
+
+
+def scheduler_states(store: RunStore) -> dict[str, int]:
+    """SLURM tasks submitted for this results folder that the scheduler still holds, by state
+    (PENDING, RUNNING, ...); empty without SLURM or submissions."""
+    folder = store.results / ".submitit"
+    if shutil.which("squeue") is None or not folder.is_dir():
+        return {}
+    arrays = {path.name.split("_")[0] for path in folder.iterdir() if re.fullmatch(r"\d+(_\d+)?", path.name)}
+    queue = subprocess.run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i %T"],
+                           capture_output=True, text=True, timeout=60)
+    states = Counter(state for line in queue.stdout.splitlines() for task, state in [line.split()]
+                     if task.split("_")[0] in arrays)
+    return dict(states)
 
 
 def failures(specs: list[RunSpec], store: RunStore) -> dict[str, str]:

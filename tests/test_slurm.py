@@ -115,3 +115,46 @@ def prunebench_inline(path, results, data_root) -> dict:
                           "--quiet"], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
     return RunStore(results).read_record(spec.run_id)
+
+
+def test_no_wait_chains_the_stages_by_dependency_and_status_follows_them(slurm_cluster, write_manifest, data_root,
+                                                                          tmp_path):
+    path = write_manifest()  # dense parents, then IMP runs that prune them: two stages
+    specs = with_parents(load(str(path), "base").expand())
+    results = tmp_path / "results"
+    base = [str(path), "--profile", "base", "--results", str(results)]
+    submit = subprocess.run([sys.executable, "-m", "bench.cli", "run", *base, "--executor", "slurm", "--no-wait",
+                             "--cpus-per-task", "1", "--time-min", "10", "--data-root", str(data_root)],
+                            capture_output=True, text=True, timeout=120)
+    assert submit.returncode == 0, submit.stdout + submit.stderr
+    parents, children = re.search(r"submitted job arrays (\d+), (\d+)", submit.stdout).groups()
+    assert not any(RunStore(results).is_done(spec.run_id) for spec in specs if spec.stage == 1)
+    script = (results / ".submitit" / children / f"{children}_submission.sh").read_text()
+    assert f"#SBATCH --dependency=afterany:{parents}" in script
+
+    def status() -> str:
+        shown = subprocess.run([sys.executable, "-m", "bench.cli", "status", *base], capture_output=True, text=True)
+        assert shown.returncode == 0, shown.stderr
+        return shown.stdout
+
+    first = status()
+    assert "SLURM tasks:" in first and f"{len(specs)} done" not in first
+    deadline = time.time() + 600
+    while "SLURM tasks:" in (last := status()) and time.time() < deadline:
+        time.sleep(2)
+    assert f"{len(specs)} done, 0 failed, 0 running, 0 queued" in last, last
+    assert all(RunStore(results).read_record(spec.run_id)["status"] == "ok" for spec in specs)
+    sacct = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,Start,End", "-j", f"{parents},{children}"],
+                           capture_output=True, text=True, check=True).stdout
+    times = {job: (start, end) for job, start, end in (line.split("|") for line in sacct.splitlines())}
+    parents_end = max(end for job, (start, end) in times.items() if job.split("_")[0] == parents)
+    assert all(start >= parents_end for job, (start, end) in times.items() if job.split("_")[0] == children)
+
+
+def test_no_wait_needs_the_slurm_executor(write_manifest, tmp_path, capsys):
+    from bench.cli import main
+
+    code = main(["run", str(write_manifest()), "--profile", "base", "--results", str(tmp_path / "results"),
+                 "--executor", "local", "--no-wait"])
+    assert code == 2 and "--no-wait" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
