@@ -134,6 +134,8 @@ def cmd_run(args) -> int:
     if args.dry_run:
         return 0
     data_root = str(Path(args.data_root) if args.data_root else default_data_root())
+    if Path(data_root).exists() and not Path(data_root).is_dir():
+        raise ConfigError(f"{data_root} is not a directory", key="--data-root (or $PRUNEBENCH_DATA)")
     datasets = {(s.training["dataset"], s.training["val_fraction"], s.training["split_seed"]) for s in grid.pending}
     for name, val_fraction, split_seed in sorted(datasets):  # checked, and generated once, before any run
         load_dataset(name, data_root, val_fraction, split_seed)

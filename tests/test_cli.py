@@ -167,22 +167,6 @@ def test_local_grid_killed_half_way_resumes_cleanly(dirs, write_manifest):
         assert pd.read_parquet(results / "runs" / run_id / "record.parquet")["run_id"].tolist() == [run_id]
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["run", "table-imp-vs-stabel"], "did you mean 'table-imp-vs-stable'"),
-    (["run", "table-imp-vs-stable", "--profile", "gpu"], "unknown profile 'gpu'"),
-    (["run", "table-imp-vs-stable", "--executor", "slurmm"], "unknown executor 'slurmm'"),
-    (["run", "table-imp-vs-stable", "--jobs", "0"], "--jobs"),
-    (["run", "table-imp-vs-stable", "--profile", "smoke", "--time-min", "0"], "slurm.time_min"),
-    (["run", "table-imp-vs-stable", "--profile", "paper", "--executor", "inline"], "cifar-10-batches-py"),
-    (["report"], "name a target or pass --all"),
-])
-def test_bad_command_lines_exit_2_and_write_nothing(dirs, capsys, argv, words):
-    results, reports, where = dirs
-    assert main([*argv, *where] if argv[0] == "run" else argv) == 2
-    assert words in capsys.readouterr().err
-    assert not results.exists()
-
-
 def test_list_and_validate(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
@@ -245,12 +229,3 @@ def test_local_and_inline_executors_give_bitwise_identical_records(tmp_path, dat
         frames.append(pd.concat(pd.read_parquet(p / "record.parquet") for p in sorted((results / "runs").glob("[!.]*")))
                       [columns].reset_index(drop=True))
     pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=True)
-
-
-def test_slurm_options_without_slurm_exit_2_and_write_nothing(dirs, monkeypatch, capsys):
-    results, reports, where = dirs
-    monkeypatch.setattr(shutil, "which", lambda name: None)
-    assert main(["run", "table-imp-vs-stable", "--profile", "smoke", "--executor", "slurm", "--partition", "gpu",
-                 *where]) == 2
-    assert "sbatch is not on this machine's PATH" in capsys.readouterr().err
-    assert not results.exists()
