@@ -6,12 +6,15 @@ STAMP := $(VENV)/.installed
 PROFILE ?= cpu
 EXECUTOR ?= local
 RUN_FLAGS ?=
+RESULTS ?= results
+REPORTS ?= reports
+QUICK ?=
 BIN := $(VENV)/bin
 
 # Every manifest bench/manifests/<target>.toml is a make target of the same name.
 TARGETS := $(basename $(notdir $(wildcard bench/manifests/*.toml)))
 
-.PHONY: test reports validate clean-venv slurm-up slurm-down $(TARGETS)
+.PHONY: test reports validate bench-perf clean-venv slurm-up slurm-down $(TARGETS)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +34,11 @@ validate: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The performance benchmarks: $(RESULTS)/perf/<date>-<host>.parquet and $(REPORTS)/perf/perf.md.
+# QUICK=1 is a fast variant that checks every section runs (its figures are not for goals).
+bench-perf: $(STAMP)
+	$(BIN)/python -m bench.perf $(if $(QUICK),--quick) --results $(RESULTS) --reports $(REPORTS)
 
 # A single-node SLURM cluster on this machine (as root; installs slurm-wlm, slurmdbd, munge and
 # mariadb-server when missing). The tests marked `slurm` use it.

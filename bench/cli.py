@@ -34,7 +34,8 @@ def parser() -> argparse.ArgumentParser:
     run = target_command("run", "run a target's grid (only what is missing), then render its report")
     locations(run)
     run.add_argument("--executor", default="local", help="inline, local (default) or slurm")
-    run.add_argument("--jobs", type=int, help="parallel local jobs (default: cores / threads per run)")
+    run.add_argument("--jobs", type=int, help="parallel local jobs (default: cores / threads per run, "
+                     "fewer if the machine's memory does not hold that many runs of [slurm] mem_gb)")
     run.add_argument("--data-root", help="dataset directory (default: $PRUNEBENCH_DATA or ./data)")
     run.add_argument("--dry-run", action="store_true", help="print what would run and exit")
     run.add_argument("--no-report", action="store_true", help="do not render the report afterwards")
@@ -145,7 +146,7 @@ def cmd_run(args) -> int:
         print(f"submitted job arrays {', '.join(arrays)}; follow them with "
               f"`prunebench status {args.target} --profile {manifest.profile}{where}`")
         return 0
-    jobs = args.jobs or default_jobs(manifest.training["threads"])
+    jobs = args.jobs or default_jobs(manifest.training["threads"], slurm["mem_gb"])
     run_plan(grid, store, executor=args.executor, jobs=jobs, data_root=data_root, slurm=slurm,
              progress=not args.quiet)
     failed = failures(specs, store)

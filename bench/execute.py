@@ -1,10 +1,11 @@
 """Executing a grid of runs: inline, locally through submitit, or on SLURM through submitit.
 
-Runs are grouped in stages (dense parents first, then the runs that prune them). A stage's
-pending runs are handed to workers; a worker claims a run with an exclusive file lock
-(released by the OS if the worker dies), skips runs that are finished, and records every
-outcome, so a failing run never stops the rest of the grid and a rerun executes only what
-is missing. Local workers are our own throttle: ``jobs`` workers share the stage.
+Runs are grouped in stages (dense parents first, then the runs that prune them). Workers
+are handed pending runs, parents first: ``jobs`` local workers share the whole grid, a
+SLURM array task takes one run of a stage. A worker claims a run with an exclusive file
+lock (released by the OS if the worker dies), skips runs that are finished, and records
+every outcome, so a failing run never stops the rest of the grid and a rerun executes
+only what is missing.
 """
 
 import fcntl
@@ -14,12 +15,14 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 import traceback
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 import submitit
 from tqdm import tqdm
 
@@ -72,20 +75,59 @@ def execute(spec: RunSpec, store: RunStore, data_root: str) -> str:
 
 
 def work(specs: list[RunSpec], results: str, data_root: str) -> dict[str, str]:
-    """A worker: execute every spec of the list nobody else holds and nobody finished."""
-    store, outcomes = RunStore(results), {}
-    for spec in specs:
-        with claim(store, spec.run_id) as obtained:
-            if obtained and not store.is_done(spec.run_id):
-                outcomes[spec.run_id] = execute(spec, store, data_root)
+    """A worker: execute every spec of the list (parents before children) that nobody else
+    holds or finished. A run whose parent another worker is executing waits for it, after
+    the runs that can go ahead."""
+    store, outcomes, deferred = RunStore(results), {}, list(specs)
+    while deferred:
+        specs, deferred = deferred, []
+        for spec in specs:
+            parent = spec.parent.run_id if spec.parent else None
+            if parent and not store.is_done(parent) and store.is_running(parent):
+                deferred.append(spec)
+                continue
+            with claim(store, spec.run_id) as obtained:
+                if obtained and not store.is_done(spec.run_id):
+                    outcomes[spec.run_id] = execute(spec, store, data_root)
+        if deferred and len(deferred) == len(specs):  # nothing could go ahead
+            store.wait_while_running(deferred[0].parent.run_id)
     return outcomes
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:  # no /proc (not Linux), or the process just went
+        return os.path.exists(f"/proc/{pid}") or not os.path.exists("/proc")
+
+
+def end_with(owner: int, every: float = 1.0) -> None:
+    """Watch process ``owner`` from a daemon thread and end this process when it is gone, so
+    that local workers never outlive a killed ``prunebench`` (their runs resume from their
+    last epoch checkpoint next time)."""
+    def watch():
+        while alive(owner):
+            time.sleep(every)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
 
 
 class Worker(submitit.helpers.Checkpointable):
     """A submitit job running ``work``. Preempted or timed out on SLURM, it is requeued with
-    the same arguments, and its runs resume from their epoch checkpoints."""
+    the same arguments, and its runs resume from their epoch checkpoints. A local worker
+    is given its ``owner``, the prunebench process it ends with."""
+
+    def __init__(self, owner: int | None = None):
+        self.owner = owner
 
     def __call__(self, specs: list[RunSpec], results: str, data_root: str) -> dict[str, str]:
+        if self.owner is not None:
+            end_with(self.owner)
         return work(specs, results, data_root)
 
 
@@ -131,8 +173,15 @@ def plan(specs: list[RunSpec], store: RunStore) -> Plan:
                 sum(own_epochs(spec) for spec in pending))
 
 
-def default_jobs(threads: int = 1) -> int:
-    return max(1, (os.cpu_count() or 1) // threads)
+def machine_memory_gb() -> float:
+    """Physical memory of this machine in GiB."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024 ** 3
+
+
+def default_jobs(threads: int, mem_gb: float) -> int:
+    """As many local jobs as the cores hold runs of ``threads`` threads and the memory holds
+    runs of ``mem_gb`` GiB (the manifest's [slurm] mem_gb), at least one."""
+    return max(1, min((os.cpu_count() or 1) // threads, int(machine_memory_gb() // mem_gb)))
 
 
 def check_executor(executor: str) -> None:
@@ -150,51 +199,72 @@ def submit_plan(grid: Plan, store: RunStore, *, data_root: str, slurm: dict) -> 
     arrays: list[str] = []
     for stage in grid.stages:
         after = {"dependency": f"afterany:{arrays[-1]}"} if arrays else {}
-        submitted = _submit(stage, store, executor="slurm", jobs=0, data_root=data_root, slurm={**slurm, **after})
+        submitted = _submit_slurm(stage, store, data_root=data_root, slurm={**slurm, **after})
         arrays.append(submitted[0].job_id.split("_")[0])
     return arrays
 
 
 def run_plan(grid: Plan, store: RunStore, *, executor: str, jobs: int, data_root: str, slurm: dict,
              progress: bool = True) -> None:
-    """Execute every stage of the plan, waiting for each before the next."""
-    bar = tqdm(total=len(grid.pending), desc="runs", unit="run", disable=not progress)
-    for stage in grid.stages:
-        if executor == "inline":
-            for spec in stage:
-                work([spec], str(store.results), data_root)
-                _advance(bar, store, grid.pending)
-            continue
-        waiting = _submit(stage, store, executor=executor, jobs=jobs, data_root=data_root, slurm=slurm)
-        while not all(job.done() for job in waiting):
-            _advance(bar, store, grid.pending)
-            time.sleep(0.5)
-        for job in waiting:
-            try:
-                job.result()
-            except Exception as error:  # noqa: BLE001 - a dead worker: its runs stay pending and are reported
-                tqdm.write(f"worker {job.job_id} ended abnormally: {error}")
-        _advance(bar, store, grid.pending)
+    """Execute the plan: inline, run after run; locally, ``jobs`` workers share the whole
+    grid, so a run starts as soon as its parent is done; on SLURM, one job array per stage,
+    each submitted when the previous one has ended."""
+    bar = GridProgress(grid.pending, store, enabled=progress)
+    if executor == "inline":
+        for spec in grid.pending:
+            work([spec], str(store.results), data_root)
+            bar.advance()
+    elif executor == "local":
+        _wait(_submit_local(grid.pending, store, jobs=jobs, data_root=data_root, time_min=slurm["time_min"]), bar)
+    else:
+        for stage in grid.stages:
+            _wait(_submit_slurm(stage, store, data_root=data_root, slurm=slurm), bar)
     bar.close()
 
 
-def _advance(bar: tqdm, store: RunStore, pending: list[RunSpec]) -> None:
-    done = sum(store.is_done(spec.run_id) for spec in pending)
-    failed = sum(store.failure(spec.run_id) is not None for spec in pending)
-    bar.set_postfix(failed=failed, refresh=False)
-    bar.update(done + failed - bar.n)
+def _wait(jobs: list, bar: "GridProgress") -> None:
+    while not all(job.done() for job in jobs):
+        bar.advance()
+        time.sleep(bar.poll_seconds)
+    for job in jobs:
+        try:
+            job.result()
+        except Exception as error:  # noqa: BLE001 - a dead worker: its runs stay pending and are reported
+            tqdm.write(f"worker {job.job_id} ended abnormally: {error}")
+    bar.advance()
 
 
-def _submit(stage: list[RunSpec], store: RunStore, *, executor: str, jobs: int, data_root: str, slurm: dict):
-    """Local: ``jobs`` workers sharing the stage. SLURM: one array task per run."""
-    folder = store.results / ".submitit" / "%j"
-    args = (str(store.results), data_root)
-    if executor == "local":
-        pool = submitit.LocalExecutor(folder=folder)
-        workers = max(1, min(jobs, len(stage)))
-        pool.update_parameters(timeout_min=slurm["time_min"] * math.ceil(len(stage) / workers))
-        return [pool.submit(Worker(), stage, *args) for _ in range(workers)]
-    pool = submitit.AutoExecutor(folder=folder, cluster="slurm")
+class GridProgress:
+    """The progress bar of a grid's pending runs. Finished runs are remembered, so a poll looks
+    only at the runs still out, and polls are spaced out on large grids (each run costs a few
+    file system calls, which add up on a shared file system)."""
+
+    def __init__(self, pending: list[RunSpec], store: RunStore, enabled: bool):
+        self.bar = tqdm(total=len(pending), desc="runs", unit="run", disable=not enabled)
+        self.out, self.store = {spec.run_id for spec in pending}, store
+        self.poll_seconds = 0.5 + len(pending) / 5000
+
+    def advance(self) -> None:
+        self.out -= {run_id for run_id in self.out if self.store.is_done(run_id)}
+        failed = sum(self.store.has_failed(run_id) for run_id in self.out)
+        self.bar.set_postfix(failed=failed, refresh=False)
+        self.bar.update(self.bar.total - len(self.out) + failed - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _submit_local(specs: list[RunSpec], store: RunStore, *, jobs: int, data_root: str, time_min: int) -> list:
+    """``jobs`` local worker processes sharing the runs, each ending with this process."""
+    pool = submitit.LocalExecutor(folder=store.results / ".submitit" / "%j")
+    workers = max(1, min(jobs, len(specs)))
+    pool.update_parameters(timeout_min=time_min * math.ceil(len(specs) / workers))
+    return [pool.submit(Worker(owner=os.getpid()), specs, str(store.results), data_root) for _ in range(workers)]
+
+
+def _submit_slurm(stage: list[RunSpec], store: RunStore, *, data_root: str, slurm: dict) -> list:
+    """One SLURM job array with a task per run, with the [slurm] settings (and a dependency)."""
+    pool = submitit.AutoExecutor(folder=store.results / ".submitit" / "%j", cluster="slurm")
     pool.update_parameters(timeout_min=slurm["time_min"], cpus_per_task=slurm["cpus_per_task"],
                            gpus_per_node=slurm["gpus_per_node"], mem_gb=slurm["mem_gb"],
                            slurm_array_parallelism=slurm["array_parallelism"],
@@ -202,7 +272,7 @@ def _submit(stage: list[RunSpec], store: RunStore, *, executor: str, jobs: int, 
                            **({"slurm_dependency": slurm["dependency"]} if "dependency" in slurm else {}))
     try:
         with pool.batch():
-            submitted = [pool.submit(Worker(), [spec], *args) for spec in stage]
+            submitted = [pool.submit(Worker(), [spec], str(store.results), data_root) for spec in stage]
     except submitit.core.utils.FailedJobError as error:
         raise ConfigError(f"sbatch refused the jobs: {str(error).strip()}", key="[slurm]") from error
     return submitted

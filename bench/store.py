@@ -54,6 +54,15 @@ class RunStore:
             fcntl.flock(handle, fcntl.LOCK_UN)
         return False
 
+    def wait_while_running(self, run_id: str) -> None:
+        """Block until no process holds the run's lock."""
+        try:
+            with open(self.lock_path(run_id)) as handle:
+                fcntl.flock(handle, fcntl.LOCK_SH)
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        except FileNotFoundError:  # cleaned away: nobody holds it
+            pass
+
     def clean(self) -> list[Path]:
         """Remove what is not a result: submitit's files, checkpoints of finished runs, and
         leftovers of interrupted writes. Nothing a running worker uses, and never a record."""
@@ -79,6 +88,9 @@ class RunStore:
 
     def is_done(self, run_id: str) -> bool:
         return (self.run_dir(run_id) / RECORD).is_file()
+
+    def has_failed(self, run_id: str) -> bool:
+        return (self.run_dir(run_id) / FAILED).is_file()
 
     def failure(self, run_id: str) -> dict | None:
         path = self.run_dir(run_id) / FAILED

@@ -115,6 +115,24 @@ def make_optimizer(method: Method, model: nn.Module) -> torch.optim.Optimizer:
                            nesterov=training["nesterov"], weight_decay=training["weight_decay"])
 
 
+def train_step(method, model, inputs, targets, optimizer, scaler) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step with the method's hooks; returns (loss, outputs)."""
+    with torch.autocast(inputs.device.type, enabled=scaler.is_enabled()):
+        outputs = method.forward(model, inputs)
+        loss = F.cross_entropy(outputs, targets)
+    penalty = method.regularizer(model)
+    if penalty is not None:
+        loss = loss + penalty
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    method.after_backward(model)
+    scaler.step(optimizer)
+    scaler.update()
+    method.after_step(model, optimizer)
+    return loss, outputs
+
+
 def train_epoch(method, model, data, optimizer, schedule, epoch, generator, device, scaler) -> tuple[float, float, int]:
     """One epoch with the LR set per iteration; returns (mean loss, accuracy, samples)."""
     training = method.training
@@ -126,29 +144,28 @@ def train_epoch(method, model, data, optimizer, schedule, epoch, generator, devi
         lr = schedule(epoch + step / steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        with torch.autocast(device.type, enabled=scaler.is_enabled()):
-            outputs = method.forward(model, inputs)
-            loss = F.cross_entropy(outputs, targets)
-        penalty = method.regularizer(model)
-        if penalty is not None:
-            loss = loss + penalty
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        method.after_backward(model)
-        scaler.step(optimizer)
-        scaler.update()
-        method.after_step(model, optimizer)
+        loss, outputs = train_step(method, model, inputs, targets, optimizer, scaler)
         loss_sum += loss.detach() * len(targets)
         correct += (outputs.detach().argmax(1) == targets).sum()
         seen += len(targets)
     return loss_sum.item() / seen, correct.item() / seen, seen
 
 
+def fresh_model(method: Method, data: Dataset, device, parent: tuple[dict, dict] | None = None) -> nn.Module:
+    """The run's model before its first step: built, loaded from the parent, set up by the method."""
+    training = method.training
+    model = build_model(training["model"], data.num_classes, data.in_channels).to(device)
+    if parent is not None:
+        load_state(model, parent[0])
+    method.setup(model, math.ceil(data.train_size / training["batch_size"]))
+    return model
+
+
 def train_run(spec: RunSpec, data_root: str | Path, parent: tuple[dict, dict] | None = None,
               log=print, checkpoint: Path | None = None) -> RunResult:
     """Execute one run; ``parent`` is (state dict, record) of the dense run it starts from;
     ``checkpoint`` is where the run saves its progress every epoch and resumes from."""
+    started = time.perf_counter()
     training = spec.training
     torch.set_num_threads(training["threads"])
     torch.manual_seed(spec.seed)
@@ -159,10 +176,7 @@ def train_run(spec: RunSpec, data_root: str | Path, parent: tuple[dict, dict] | 
     scaler = torch.amp.GradScaler(device.type, enabled=training["amp"] and device.type == "cuda")
     saved = torch.load(checkpoint, map_location=device, weights_only=False) if checkpoint and checkpoint.exists() else None
     if saved is None:
-        model = build_model(training["model"], data.num_classes, data.in_channels).to(device)
-        if parent is not None:
-            load_state(model, parent[0])
-        method.setup(model, math.ceil(data.train_size / training["batch_size"]))
+        model = fresh_model(method, data, device, parent)
         progress = Progress()
     else:
         model, progress = saved["model"], saved["progress"]
@@ -239,6 +253,7 @@ def train_run(spec: RunSpec, data_root: str | Path, parent: tuple[dict, dict] | 
         "epochs": parent_record.get("epochs", 0) + progress.epochs_done,
         "train_seconds": parent_record.get("train_seconds", 0.0) + progress.train_seconds,
         "own_train_seconds": progress.train_seconds,
+        "run_seconds": time.perf_counter() - started,
         "images_per_second": progress.samples / progress.train_seconds if progress.train_seconds else math.nan,
         "threads": training["threads"],
         "device": device.type,

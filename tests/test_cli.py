@@ -142,6 +142,12 @@ def test_a_diverging_run_is_recorded_as_diverged(dirs, write_manifest):
     assert record["status"] == "diverged"
 
 
+def workers_of(results: Path) -> list[int]:
+    """Processes (other than pgrep) whose command line names the results folder."""
+    found = subprocess.run(["pgrep", "-f", str(results)], capture_output=True, text=True).stdout
+    return [int(pid) for pid in found.split()]
+
+
 def test_local_grid_killed_half_way_resumes_cleanly(dirs, write_manifest):
     results, reports, where = dirs
     path = str(write_manifest(lambda data: data.update(goal_sparsities=[0.5, 0.8, 0.9, 0.95])))
@@ -149,11 +155,14 @@ def test_local_grid_killed_half_way_resumes_cleanly(dirs, write_manifest):
                "--quiet", "--no-report", *where]
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline and not any((p / "record.parquet").exists() for p in (results / "runs").glob("*")):
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
+    while time.time() < deadline and sum((p / "record.parquet").exists() for p in (results / "runs").glob("*")) < 2:
+        time.sleep(0.2)  # the dense parent and one pruned run: workers of the second stage are busy
+    os.kill(process.pid, signal.SIGKILL)  # prunebench alone: its local workers must end with it
     process.wait()
-    subprocess.run(["pkill", "-9", "-f", str(results)], check=False)  # submitit workers outlive their parent
+    deadline = time.time() + 10
+    while time.time() < deadline and workers_of(results):
+        time.sleep(0.5)
+    assert not workers_of(results), "local workers outlived the killed prunebench"
     finished_before = {p.name for p in (results / "runs").iterdir() if (p / "record.parquet").exists()}
     specs = load(path, "base").expand()
     expected = {s.run_id for s in specs} | {s.parent.run_id for s in specs if s.parent}

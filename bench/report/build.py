@@ -18,15 +18,15 @@ from methods.stable import PruningStable
 
 from ..execute import failures
 from ..manifest import Manifest, load
+from ..runspec import RunSpec
 from ..store import RunStore
 from . import render_pareto, render_stability, render_table, select_cells, write_selection
 from .paper import evaluate_claims, paper_vs_ours, reference_table, render_paper_vs_ours
 
 
-def labelled_records(manifest: Manifest, store: RunStore) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The records of every run of the manifest, each under the label of the row that uses it
-    (a run shared by two rows appears once per row), and the unreadable records."""
-    specs = manifest.expand()
+def labelled_records(specs: list[RunSpec], store: RunStore) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The records of the runs, each under the label of the row that uses it (a run shared
+    by two rows appears once per row), and the unreadable records."""
     records, broken = store.collect(spec.run_id for spec in specs)
     uses = pd.DataFrame({"run_id": [s.run_id for s in specs], "label": [s.label for s in specs]}).drop_duplicates()
     if records.empty:
@@ -56,12 +56,13 @@ def caption(manifest: Manifest) -> str:
 def render_report(manifest: Manifest, store: RunStore, reports: Path) -> Path:
     out = Path(reports) / manifest.target / manifest.profile
     out.mkdir(parents=True, exist_ok=True)
-    records, broken = labelled_records(manifest, store)
+    specs = manifest.expand()
+    records, broken = labelled_records(specs, store)
     labels = [row.label for row in manifest.rows]
     report = manifest.report
     with tempfile.TemporaryDirectory(dir=out, prefix=".render-") as tmp:
         staging = Path(tmp)
-        missing = failures(manifest.expand(), store) | broken
+        missing = failures(specs, store) | broken
         pd.DataFrame({"run_id": list(missing), "reason": list(missing.values())}).to_csv(
             staging / "failures.csv", index=False)
         if not records.empty:

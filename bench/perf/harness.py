@@ -1,0 +1,117 @@
+"""Sections 3, 4 and 6: the harness around the training, run through the real command line.
+
+3. Twenty short runs through ``prunebench run`` (local executor, run directories, records,
+   report) against the same runs trained by ``train_run`` in a bare loop in this process.
+4. A grid with ``--jobs 1`` and with ``--jobs 2``.
+6. The CPU profile of table-imp-vs-stable from an existing .venv, and how much of its wall
+   time is spent outside training.
+"""
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..data import default_data_root
+from ..execute import default_jobs, with_parents
+from ..manifest import load
+from ..train import train_run
+from .timing import Figure, figure, seconds
+
+FIVE_SECONDS = 5.0
+
+
+def dense_manifest(folder: Path, runs: int, epochs: int) -> Path:
+    """A manifest of ``runs`` dense runs (one per seed) of the CPU default model."""
+    path = folder / "harness.toml"
+    path.write_text(f'''title = "harness benchmark"
+source = "bench-perf"
+goal_sparsities = [0.9]
+seeds = {list(range(runs))}
+
+[training]
+model = "resnet1d"
+dataset = "mnist1d"
+epochs = {epochs}
+batch_size = 128
+lr = 0.1
+lr_schedule = {{ kind = "stepped", milestones = [], gamma = 0.1 }}
+
+[[rows]]
+label = "Dense"
+method = "dense"
+''')
+    return path
+
+
+def prunebench_run(target: str | Path, profile: str, results: Path, *options: str) -> float:
+    """Wall seconds of ``prunebench run`` in a fresh process; a failure raises with its output."""
+    command = [sys.executable, "-m", "bench.cli", "run", str(target), "--profile", profile, "--results",
+               str(results), "--reports", str(results / "reports"), "--data-root", str(default_data_root()),
+               "--quiet", *options]
+    finished: list[subprocess.CompletedProcess] = []
+    wall = seconds(lambda: finished.append(subprocess.run(command, capture_output=True, text=True)))
+    if finished[0].returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{finished[0].stdout}\n{finished[0].stderr}")
+    return wall
+
+
+def harness(quick: bool) -> list[Figure]:
+    runs, repeats = (4, 1) if quick else (20, 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        path = dense_manifest(folder, runs, epochs=1)
+        specs = load(str(path), "base").expand()
+        torch.set_num_threads(1)
+        bare_loop = lambda: [train_run(spec, default_data_root(), log=lambda line: None) for spec in specs]  # noqa: E731
+        bare_loop()  # warm: the dataset is generated and cached once, as the CLI does before any run
+        per_run, bare_seconds = [], []
+        for repeat in range(repeats):
+            bare = seconds(bare_loop)
+            cli = prunebench_run(path, "base", folder / f"results-{repeat}", "--jobs", "1")
+            per_run.append((cli - bare) / runs)
+            bare_seconds.append(bare / runs)
+    note = f"{runs} one-epoch runs, --jobs 1; a bare run takes {sum(bare_seconds) / len(bare_seconds):.2f} s"
+    return [figure("3. harness", "fixed overhead per run", per_run, "s", goal=0.5, note=note),
+            figure("3. harness", "overhead on 5-second runs", [100 * x / FIVE_SECONDS for x in per_run], "%",
+                   goal=10.0, note="the fixed overhead over a 5 s run")]
+
+
+def grid(folder: Path, quick: bool, profile: str, runs: int) -> tuple[str, str, str]:
+    """(target, profile, name) of a benchmark grid: a profile of table-imp-vs-stable, or when
+    ``quick`` a manifest of ``runs`` one-epoch dense runs written to ``folder``."""
+    if quick:
+        return str(dense_manifest(folder, runs, epochs=1)), "base", f"{runs} dense runs"
+    return "table-imp-vs-stable", profile, f"table-imp-vs-stable [{profile}]"
+
+
+def scaling(quick: bool) -> list[Figure]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        target, profile, name = grid(folder, quick, "smoke", runs=4)
+        one = prunebench_run(target, profile, folder / "jobs-1", "--jobs", "1", "--no-report")
+        two = prunebench_run(target, profile, folder / "jobs-2", "--jobs", "2", "--no-report")
+    return [figure("4. scaling", f"wall time with --jobs 1 / with --jobs 2, {name}", [one / two], "x", goal=1.7,
+                   goal_is="min", note=f"{one:.1f} s with one job, {two:.1f} s with two")]
+
+
+def end_to_end(quick: bool) -> list[Figure]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        target, profile, name = grid(folder, quick, "cpu", runs=2)
+        manifest = load(target, profile)
+        jobs = default_jobs(manifest.training["threads"], manifest.slurm["mem_gb"])
+        wall = prunebench_run(target, profile, folder / "results")
+        ids = [spec.run_id for spec in with_parents(manifest.expand())]
+        records = pd.concat(pd.read_parquet(folder / "results" / "runs" / run_id / "record.parquet") for run_id in ids)
+    capacity = wall * jobs
+    training, in_runs = records["own_train_seconds"].sum(), records["run_seconds"].sum()
+    return [figure("6. end to end", f"wall time of {name}, {len(ids)} runs", [wall / 60], "min",
+                   note=f"--jobs {jobs} (the default), with the report"),
+            figure("6. end to end", "share of worker time outside training epochs", [100 * (1 - training / capacity)],
+                   "%", note="evaluation, model set-up, records, process start-up, the report"),
+            figure("6. end to end", "share of worker time outside runs", [100 * (1 - in_runs / capacity)], "%",
+                   note="the harness itself: process start-up, planning, idle workers, the report")]
