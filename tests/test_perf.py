@@ -25,7 +25,7 @@ def test_quick_bench_perf_writes_its_parquet_and_report(tmp_path):
     assert (figures["median"] > 0).all() and (figures["low"] <= figures["median"]).all()
     assert (figures["median"] <= figures["high"]).all() and figures["quick"].all()
     methods = figures[figures["section"] == "2. per method"]["name"]
-    assert {"gmp / dense", "dnw / dense", "str / dense", "dst / dense", "cs / dense"} <= set(methods)
+    assert {f"resnet1d / MNIST-1D: {method} / dense" for method in ("gmp", "dnw", "str", "dst", "cs")} <= set(methods)
     report = (tmp_path / "reports" / "perf" / "perf.md").read_text()
     assert all(f"## {section}" in report for section in SECTIONS)
     assert f"`{figures['host'].iloc[0]}`" in report and "QUICK=1" in report

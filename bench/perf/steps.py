@@ -9,6 +9,7 @@ random images (32x32, crop and flip), as no CIFAR is read here.
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 from torch.nn.utils import prune
@@ -18,6 +19,7 @@ from methods.masks import prunable_modules
 
 from ..data import InMemoryDataset, default_data_root, random_crop_flip
 from ..manifest import load
+from ..report.paper import reference_table
 from ..runspec import RunSpec
 from ..train import cached_dataset, fresh_model, make_optimizer, train_epoch
 from .timing import Figure, figure, interleaved
@@ -104,16 +106,29 @@ def masking(quick: bool) -> list[Figure]:
     return out
 
 
+def paper_time_ratios() -> dict[str, float]:
+    """Method -> the Time column of Back to Basics Table 1 (ResNet-56 on CIFAR-10: total
+    training time over dense training, on a GPU)."""
+    table = reference_table("back_to_basics_table4_resnet56_cifar10.csv")
+    return dict(zip(table["method"].str.lower(), table["time_ratio"]))
+
+
 def per_method(quick: bool) -> list[Figure]:
-    specs, repeats, warmup = cpu_specs(), 1 if quick else 7, 0 if quick else 1
-    overrides, data = step_cases(quick)["resnet1d / MNIST-1D"]
+    """Every method's epoch over the dense epoch, on the CPU default model and (unless
+    ``quick``) on ResNet-20."""
+    specs, paper, out = cpu_specs(), paper_time_ratios(), []
     torch.set_num_threads(1)
-    base = epoch_of(RunSpec("dense", 0, {**specs["dense"].training, **overrides}), data)
-    out = []
-    for method, spec in sorted(specs.items()):
-        if method == "dense":
-            continue
-        ratios = interleaved(base, epoch_of(spec, data), repeats, warmup)
-        out.append(figure("2. per method", f"{method} / dense", ratios, "x",
-                          note=f"resnet1d, first phase, {METHODS[method].__doc__.strip().splitlines()[0]}"))
+    cases = step_cases(quick)
+    for name, (overrides, data) in list(cases.items())[: 1 if quick else 2]:
+        small = name.startswith("resnet1d")
+        repeats, warmup = (1, 0) if quick else (7, 1) if small else (3, 1)
+        base = epoch_of(RunSpec("dense", 0, {**specs["dense"].training, **overrides}), data)
+        for method, spec in sorted(specs.items()):
+            if method == "dense":
+                continue
+            spec = replace(spec, training={**spec.training, **overrides})
+            ratios = interleaved(base, epoch_of(spec, data), repeats, warmup)
+            quoted = f"; paper's Time {paper[method]:.2f}" if method in paper else ""
+            out.append(figure("2. per method", f"{name}: {method} / dense", ratios, "x",
+                              note=f"{METHODS[method].__doc__.strip().splitlines()[0].rstrip('.')}{quoted}"))
     return out
