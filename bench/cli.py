@@ -140,7 +140,7 @@ def cmd_run(args) -> int:
     datasets = {(s.training["dataset"], s.training["val_fraction"], s.training["split_seed"]) for s in grid.pending}
     for name, val_fraction, split_seed in sorted(datasets):  # checked, and generated once, before any run
         load_dataset(name, data_root, val_fraction, split_seed)
-    if args.no_wait:
+    if args.no_wait and grid.pending:
         arrays = submit_plan(grid, store, data_root=data_root, slurm=slurm)
         where = f" --results {args.results}" if args.results != DEFAULT_RESULTS else ""
         print(f"submitted job arrays {', '.join(arrays)}; follow them with "

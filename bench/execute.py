@@ -101,9 +101,10 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:  # no /proc (not Linux), or the process just went
-        return os.path.exists(f"/proc/{pid}") or not os.path.exists("/proc")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:  # gone just now, or a system without /proc
+        return not Path("/proc").exists()
+    return state != "Z"
 
 
 def end_with(owner: int, every: float = 1.0) -> None:

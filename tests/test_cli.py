@@ -238,3 +238,24 @@ def test_local_and_inline_executors_give_bitwise_identical_records(tmp_path, dat
         frames.append(pd.concat(pd.read_parquet(p / "record.parquet") for p in sorted((results / "runs").glob("[!.]*")))
                       [columns].reset_index(drop=True))
     pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=True)
+
+
+def test_default_jobs_fit_the_cores_and_the_memory(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(bench.execute, "machine_memory_gb", lambda: 15.5)
+    assert bench.execute.default_jobs(threads=1, mem_gb=2) == 7  # 15.5 GiB hold 7 runs of 2 GiB
+    assert bench.execute.default_jobs(threads=2, mem_gb=2) == 4  # 8 cores hold 4 runs of 2 threads
+    assert bench.execute.default_jobs(threads=1, mem_gb=32) == 1  # never fewer than one
+
+
+def test_alive_sees_a_killed_process_as_gone_before_and_after_it_is_reaped():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert bench.execute.alive(child.pid)
+    child.kill()
+    deadline = time.time() + 10
+    while bench.execute.alive(child.pid) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not bench.execute.alive(child.pid)
+    assert Path(f"/proc/{child.pid}").exists()  # still a zombie, not reaped: alive() saw through it
+    child.wait()
+    assert not bench.execute.alive(child.pid)
