@@ -20,6 +20,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,12 +167,17 @@ class Plan:
 
 
 def plan(specs: list[RunSpec], store: RunStore) -> Plan:
+    """The pending runs by stage. Within a stage, the runs that others wait for come first,
+    then the longest, so that parallel workers end together."""
     everything = with_parents(specs)
     pending = [spec for spec in everything if not store.is_done(spec.run_id)]
+    parents = {spec.parent.run_id for spec in pending if spec.parent}
+    epochs = {spec.run_id: own_epochs(spec) for spec in pending}
     depth = max((spec.stage for spec in pending), default=-1)
-    stages = [[spec for spec in pending if spec.stage == level] for level in range(depth + 1)]
-    return Plan(len(everything), len(everything) - len(pending), [s for s in stages if s],
-                sum(own_epochs(spec) for spec in pending))
+    stages = [sorted((spec for spec in pending if spec.stage == level),
+                     key=lambda spec: (spec.run_id not in parents, -epochs[spec.run_id]))
+              for level in range(depth + 1)]
+    return Plan(len(everything), len(everything) - len(pending), [s for s in stages if s], sum(epochs.values()))
 
 
 def machine_memory_gb() -> float:
@@ -216,22 +222,38 @@ def run_plan(grid: Plan, store: RunStore, *, executor: str, jobs: int, data_root
             work([spec], str(store.results), data_root)
             bar.advance()
     elif executor == "local":
-        _wait(_submit_local(grid.pending, store, jobs=jobs, data_root=data_root, time_min=slurm["time_min"]), bar)
+        workers = _submit_local(grid.pending, store, jobs=jobs - 1, data_root=data_root, time_min=slurm["time_min"])
+        _wait([*workers, _work_here(grid.pending, store, data_root)], bar)
     else:
         for stage in grid.stages:
             _wait(_submit_slurm(stage, store, data_root=data_root, slurm=slurm), bar)
     bar.close()
 
 
-def _wait(jobs: list, bar: "GridProgress") -> None:
-    while not all(job.done() for job in jobs):
+def _work_here(specs: list[RunSpec], store: RunStore, data_root: str) -> Future:
+    """This process as one of the local workers (it has no start-up to pay), in a daemon
+    thread, so that it dies with the process."""
+    future: Future = Future()
+
+    def run():
+        try:
+            future.set_result(work(specs, str(store.results), data_root))
+        except BaseException as error:  # noqa: BLE001 - handed to whoever waits for the result
+            future.set_exception(error)
+    threading.Thread(target=run, daemon=True).start()
+    return future
+
+
+def _wait(workers: list, bar: "GridProgress") -> None:
+    """Until every worker (a submitit job or a future) has ended, advancing the bar."""
+    while not all(worker.done() for worker in workers):
         bar.advance()
         time.sleep(bar.poll_seconds)
-    for job in jobs:
+    for worker in workers:
         try:
-            job.result()
+            worker.result()
         except Exception as error:  # noqa: BLE001 - a dead worker: its runs stay pending and are reported
-            tqdm.write(f"worker {job.job_id} ended abnormally: {error}")
+            tqdm.write(f"worker {getattr(worker, 'job_id', 'in this process')} ended abnormally: {error}")
     bar.advance()
 
 
@@ -256,10 +278,12 @@ class GridProgress:
 
 
 def _submit_local(specs: list[RunSpec], store: RunStore, *, jobs: int, data_root: str, time_min: int) -> list:
-    """``jobs`` local worker processes sharing the runs, each ending with this process."""
+    """Up to ``jobs`` local worker processes sharing the runs, each ending with this process."""
+    workers = min(jobs, len(specs) - 1)
+    if workers < 1:
+        return []
     pool = submitit.LocalExecutor(folder=store.results / ".submitit" / "%j")
-    workers = max(1, min(jobs, len(specs)))
-    pool.update_parameters(timeout_min=time_min * math.ceil(len(specs) / workers))
+    pool.update_parameters(timeout_min=time_min * math.ceil(len(specs) / (workers + 1)))
     return [pool.submit(Worker(owner=os.getpid()), specs, str(store.results), data_root) for _ in range(workers)]
 
 

@@ -45,8 +45,9 @@ def render(figures: pd.DataFrame, before: pd.DataFrame | None) -> str:
     """perf.md: the machine, then a table per section; with ``before``, the earlier figures beside."""
     first = figures.iloc[0]
     kind = "QUICK=1 (a fast check, not for goals)" if first["quick"] else "full"
-    out = [f"# prunebench performance\n",
-           f"Measured {first['date']} ({kind}) on `{first['host']}`: {first['cpu']}, {first['cores']} cores, "
+    out = ["# prunebench performance\n",
+           f"Measured {' and '.join(sorted(set(figures['date'])))} ({kind}) on `{first['host']}`: {first['cpu']}, "
+           f"{first['cores']} cores, "
            f"{first['memory_gib']} GiB, torch {first['torch']}, Python {first['python']}.\n",
            "Timings are ratios of A and B measured side by side in one process, interleaved; each figure is "
            "the median over its repetitions, with min and max. Regenerate with `make bench-perf`.\n"]
@@ -74,7 +75,8 @@ def render(figures: pd.DataFrame, before: pd.DataFrame | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a fast variant that checks everything runs")
-    parser.add_argument("--sections", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
+    parser.add_argument("--sections", nargs="+", choices=list(SECTIONS), default=list(SECTIONS),
+                        help="run only these; the others' figures are carried over from the last full run")
     parser.add_argument("--results", default="results", help="writes <results>/perf/<date>-<host>.parquet")
     parser.add_argument("--reports", default="reports", help="writes <reports>/perf/perf.md")
     args = parser.parse_args(argv)
@@ -88,13 +90,17 @@ def main(argv: list[str] | None = None) -> int:
     figures = pd.DataFrame(rows).assign(date=stamp, quick=args.quick, **host)
     store = Path(args.results) / "perf"
     store.mkdir(parents=True, exist_ok=True)
-    earlier = [pd.read_parquet(path) for path in sorted(store.glob(f"*-{host['host']}.parquet"))]
-    baseline = next((frame for frame in earlier if not frame["quick"].iloc[0]), None)
+    full_runs = [frame for frame in map(pd.read_parquet, sorted(store.glob(f"*-{host['host']}.parquet")))
+                 if not frame["quick"].iloc[0]]
+    if full_runs and not args.quick:  # figures of sections not run now are carried over from the last run
+        last = full_runs[-1]
+        kept = ~last.set_index(["section", "name"]).index.isin(figures.set_index(["section", "name"]).index)
+        figures = pd.concat([figures, last[kept]], ignore_index=True)
     stored = store / f"{stamp}-{host['host']}.parquet"
     figures.to_parquet(stored)
     report = Path(args.reports) / "perf" / "perf.md"
     report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(render(figures, None if args.quick else baseline))
+    report.write_text(render(figures, full_runs[0] if full_runs and not args.quick else None))
     print(f"bench-perf: wrote {stored} and {report}", file=sys.stderr)
     return 0
 
