@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import ConfigError
+from schema import ConfigError
 
 DEFAULT_RESULTS, DEFAULT_REPORTS = "results", "reports"
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import ConfigError, closest
+from schema import ConfigError, closest
 
 DATASETS = ("mnist1d", "cifar10", "cifar100", "imagenet")
 CIFAR_PAGE = "https://www.cs.toronto.edu/~kriz/cifar.html"

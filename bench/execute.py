@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from methods import METHODS
 
-from .errors import ConfigError
+from schema import ConfigError
 from .runspec import RunSpec
 from .store import RunStore
 from .train import train_run

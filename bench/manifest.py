@@ -3,26 +3,37 @@
 A manifest declares the paper setting (training, rows of methods with fixed parameters and
 grids, goal sparsities, seeds, report and SLURM settings) and named profiles that override
 any of it. Every error names the file and the key.
+
+How a profile overrides (most specific first): the profile's row (``[profiles.P.rows.LABEL]``),
+then the profile's top level (its ``[training]`` and ``params``), then the manifest's row,
+then the manifest's top level. So a key the profile fixes at its top level is no longer an
+axis of any row's grid, unless the profile's row names it again. Tables merge key by key:
+a row's ``grid`` table merges axis by axis (an axis named replaces that axis); a ``grid``
+that is a list of tables (a union) replaces the row's grid whole; other values replace.
+A top-level ``params`` table sets a method parameter on every row whose method has it.
 """
 
 import ast
 import copy
 import json
+import math
+import operator
 import tomllib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from itertools import product
 from pathlib import Path
 
-from methods import METHODS
-from methods.base import REQUIRED
-from methods.schedules import TRAINING_KINDS
+from schema import REQUIRED, ConfigError, Param, closest, resolve
 
-from .errors import ConfigError, closest
 from .runspec import RunSpec, canonical_json
 
 DEFAULT_PROFILE = "cpu"
 REPORT_COLUMNS = ("accuracy", "speedup", "sparsity")
+MAX_RUNS = 200_000  # per manifest and profile: more would take minutes to expand, not seconds
+MAX_MANIFEST_BYTES = 1_000_000
+MAX_CONSTRAINT_CHARS = 500
 
 
 def manifest_dir() -> Path:
@@ -35,6 +46,11 @@ def targets() -> list[str]:
 
 # --- the schema -----------------------------------------------------------------------
 
+def _methods():
+    from methods import METHODS
+    return METHODS
+
+
 def _models():
     from models import MODELS
     return MODELS
@@ -45,85 +61,93 @@ def _datasets():
     return DATASETS
 
 
-@dataclass(frozen=True)
-class Field:
-    """A manifest value: its type, default (REQUIRED if none), choices and bounds."""
-
-    type: type | tuple
-    default: object = REQUIRED
-    choices: object = None  # a tuple, or a callable returning the known names
-    low: float | None = None
-    high: float | None = None  # exclusive
-    positive: bool = False
+def _training_kinds():
+    from methods.core.schedules import TRAINING_KINDS
+    return TRAINING_KINDS
 
 
 TRAINING = {
-    "model": Field(str, choices=_models),
-    "dataset": Field(str, choices=_datasets),
-    "epochs": Field(int, positive=True),
-    "batch_size": Field(int, positive=True),
-    "optimizer": Field(str, "sgd", choices=("sgd",)),
-    "lr": Field(float, positive=True),
-    "momentum": Field(float, 0.9, low=0, high=1),
-    "nesterov": Field(bool, False),
-    "weight_decay": Field(float, 0.0, low=0),
-    "lr_schedule": Field(dict),
-    "threads": Field(int, 1, positive=True),
-    "val_fraction": Field(float, 0.1, low=0, high=1, positive=True),
-    "split_seed": Field(int, 0, low=0),
-    "amp": Field(bool, False),
+    "model": Param(help="architecture (`prunebench list`)", type=str, choices=_models),
+    "dataset": Param(help="dataset (`prunebench list`)", type=str, choices=_datasets),
+    "epochs": Param(help="training budget", symbol="T", type=int, above=0, at_most=100_000),
+    "batch_size": Param(help="training batch size", type=int, above=0),
+    "optimizer": Param("sgd", "optimizer", choices=("sgd",)),
+    "lr": Param(help="initial learning rate", symbol="eta_1", type=float, above=0),
+    "momentum": Param(0.9, "SGD momentum", at_least=0, below=1),
+    "nesterov": Param(False, "Nesterov momentum"),
+    "weight_decay": Param(0.0, "weight decay", at_least=0),
+    "lr_schedule": Param(help="learning-rate schedule of regular training", type=dict),
+    "threads": Param(1, "CPU threads per run", above=0),
+    "val_fraction": Param(0.1, "share of the training set held out for validation", above=0, below=1),
+    "split_seed": Param(0, "seed of the train/validation split", at_least=0),
+    "amp": Param(False, "mixed precision (on CUDA only)"),
 }
+TRAINING_AXES = {name: param for name, param in TRAINING.items() if param.kind is not dict}
 LR_SCHEDULE = {
-    "kind": Field(str, "stepped", choices=TRAINING_KINDS),
-    "milestones": Field(list, []),
-    "gamma": Field(float, 0.1, positive=True),
-    "warmup_epochs": Field(float, 0.0, low=0),
+    "kind": Param("stepped", "stepped, linear, cosine or constant", choices=_training_kinds),
+    "milestones": Param([], "epochs after which a stepped schedule decays"),
+    "gamma": Param(0.1, "decay factor at each milestone", above=0),
+    "warmup_epochs": Param(0.0, "epochs of linear warm-up", at_least=0),
 }
 ROW = {
-    "label": Field(str),
-    "method": Field(str, choices=lambda: METHODS),
-    "params": Field(dict, {}),
-    "grid": Field((dict, list), {}),
-    "constraint": Field(str, None),
+    "label": Param(type=str),
+    "method": Param(type=str, choices=_methods),
+    "params": Param({}),
+    "grid": Param({}, type=(dict, list)),
+    "constraint": Param(None, type=str),
 }
 REPORT = {
-    "kind": Field(str, "table", choices=("table", "stability")),
-    "columns": Field(list, list(REPORT_COLUMNS)),
-    "time_column": Field(str, "time", choices=("time", "throughput")),
-    "select_by": Field(str, "val_accuracy", choices=("val_accuracy", "val_accuracy_after_prune")),
-    "bold": Field(int, 2, low=0),
-    "reference": Field(str, None),
+    "kind": Param("table", choices=("table", "stability")),
+    "columns": Param(list(REPORT_COLUMNS)),
+    "time_column": Param("time", choices=("time", "throughput")),
+    "select_by": Param("val_accuracy", choices=("val_accuracy", "val_accuracy_after_prune")),
+    "bold": Param(2, at_least=0),
+    "reference": Param(None, type=str),
 }
 CLAIM = {
-    "text": Field(str),
-    "better": Field(str),
-    "worse": Field(str),
-    "metric": Field(str, "test_accuracy",
+    "text": Param(type=str),
+    "better": Param(type=str),
+    "worse": Param(type=str),
+    "metric": Param("test_accuracy",
                     choices=("test_accuracy", "pruning_stability", "retrain_gain", "theoretical_speedup")),
-    "goals": Field(list, None),
+    "goals": Param(None, type=list),
 }
 SLURM = {
-    "partition": Field(str, None),
-    "time_min": Field(int, 24 * 60, positive=True),
-    "cpus_per_task": Field(int, 1, positive=True),
-    "gpus_per_node": Field(int, 0, low=0),
-    "mem_gb": Field(float, 4.0, positive=True),
-    "array_parallelism": Field(int, 64, positive=True),
+    "partition": Param(None, type=str),
+    "time_min": Param(24 * 60, above=0),
+    "cpus_per_task": Param(1, above=0),
+    "gpus_per_node": Param(0, at_least=0),
+    "mem_gb": Param(4.0, above=0),
+    "array_parallelism": Param(64, above=0),
 }
 TOP = {
-    "title": Field(str),
-    "source": Field(str),
-    "description": Field(str, ""),
-    "default_profile": Field(str, DEFAULT_PROFILE),
-    "training": Field(dict),
-    "goal_sparsities": Field(list),
-    "seeds": Field(list),
-    "rows": Field(list),
-    "report": Field(dict, {}),
-    "claims": Field(list, []),
-    "slurm": Field(dict, {}),
-    "profiles": Field(dict, {}),
+    "title": Param(type=str),
+    "source": Param(type=str),
+    "description": Param(""),
+    "default_profile": Param(DEFAULT_PROFILE),
+    "training": Param(type=dict),
+    "params": Param({}),
+    "goal_sparsities": Param(type=list),
+    "seeds": Param(type=list),
+    "rows": Param(type=list),
+    "report": Param({}),
+    "claims": Param([]),
+    "slurm": Param({}),
+    "profiles": Param({}),
 }
+GOAL = Param(type=float, at_least=0, below=1)
+SEED = Param(type=int, at_least=0)
+MILESTONE = Param(type=int, above=0)
+
+
+def training_config(values: dict, where: str = "training") -> dict:
+    """A training configuration from the values given, checked, with every default filled
+    in (the manifest, the tests and the benchmarks all build theirs here)."""
+    training = resolve(TRAINING, values, where)
+    training["lr_schedule"] = resolve(LR_SCHEDULE, training["lr_schedule"], f"{where}.lr_schedule")
+    for i, milestone in enumerate(training["lr_schedule"]["milestones"]):
+        MILESTONE.check(milestone, f"{where}.lr_schedule.milestones[{i}]")
+    return training
 
 
 class Checker:
@@ -135,42 +159,24 @@ class Checker:
     def fail(self, key: str, message: str):
         raise ConfigError(message, file=str(self.path), key=self.prefix + key)
 
-    def value(self, key: str, value, spec: Field):
-        """Check one value against its field; returns it with ints widened to floats."""
-        if value is None and spec.default is None:
-            return None
-        if isinstance(value, bool) and spec.type is not bool:
-            self.fail(key, f"expected {spec.type.__name__}, got a boolean {value!r}")
-        if spec.type is float and isinstance(value, int):
-            value = float(value)
-        if not isinstance(value, spec.type):
-            self.fail(key, f"expected {getattr(spec.type, '__name__', spec.type)}, got {type(value).__name__} {value!r}")
-        choices = spec.choices() if callable(spec.choices) else spec.choices
-        if choices is not None and value not in choices:
-            self.fail(key, f"unknown value {value!r}; {closest(value, choices)}")
-        if spec.positive and value <= 0:
-            self.fail(key, f"must be positive, got {value!r}")
-        if spec.low is not None and value < spec.low:
-            self.fail(key, f"must be at least {spec.low}, got {value!r}")
-        if spec.high is not None and value >= spec.high:
-            self.fail(key, f"must be below {spec.high}, got {value!r}")
-        return value
+    @contextmanager
+    def placed(self, where: str = ""):
+        """Errors raised inside without a file are placed in this manifest, under ``where``."""
+        try:
+            yield
+        except ConfigError as error:
+            if error.file is not None:
+                raise
+            raise error.within(str(self.path), self.prefix + where) from None
 
-    def table(self, key: str, table: dict, schema: dict[str, Field]) -> dict:
+    def value(self, key: str, value, param: Param):
+        with self.placed():
+            return param.check(value, key)
+
+    def table(self, key: str, table: dict, schema: dict[str, Param]) -> dict:
         """Check a table: no unknown keys, required keys present, defaults filled in."""
-        for name in table:
-            if name not in schema:
-                self.fail(f"{key}.{name}".lstrip("."), f"unknown key; {closest(name, schema)}")
-        out = {}
-        for name, spec in schema.items():
-            full = f"{key}.{name}".lstrip(".")
-            if name in table:
-                out[name] = self.value(full, table[name], spec)
-            elif spec.default is REQUIRED:
-                self.fail(full, "missing required key")
-            else:
-                out[name] = copy.deepcopy(spec.default)
-        return out
+        with self.placed():
+            return resolve(schema, table, key)
 
 
 # --- the manifest ----------------------------------------------------------------------
@@ -183,6 +189,11 @@ class Row:
     grids: list[dict]  # the row's grid is the union of these cartesian products
     constraint: str | None
 
+    def points(self) -> list[dict]:
+        """The row's grid points, each once (a list of grids is their union)."""
+        points = [dict(zip(grid, values)) for grid in self.grids for values in product(*grid.values())]
+        return [json.loads(point) for point in dict.fromkeys(canonical_json(p) for p in points)]
+
 
 @dataclass(frozen=True)
 class Manifest:
@@ -194,6 +205,7 @@ class Manifest:
     source: str
     description: str
     training: dict
+    params: dict
     goal_sparsities: list
     seeds: list
     rows: list[Row]
@@ -202,48 +214,108 @@ class Manifest:
     slurm: dict
 
     def expand(self) -> list[RunSpec]:
-        """Every run of every row; the dense parents are reachable through ``parent``."""
-        return [spec for row in self.rows for spec in expand_row(self, row)]
+        """Every run of every row; the dense parents are reachable through ``parent``. What a
+        method rejects while planning (a budget that does not fit) is a ConfigError naming
+        the row and the key."""
+        check = Checker(self.path, "" if self.profile == "base" else f"profiles.{self.profile}: ")
+        return [spec for i, row in enumerate(self.rows) for spec in expand_row(self, row, check, f"rows[{i}]")]
 
 
-def expand_row(manifest: Manifest, row: Row) -> list[RunSpec]:
-    method = METHODS[row.method]
+def expand_row(manifest: Manifest, row: Row, check: Checker, key: str) -> list[RunSpec]:
+    method = _methods()[row.method]
+    shared = {name: value for name, value in manifest.params.items() if name in method.params}
     specs = []
-    points = [dict(zip(grid, values)) for grid in row.grids for values in product(*grid.values())]
-    for point in dict.fromkeys(canonical_json(p) for p in points):
-        settings = {**row.params, **json.loads(point)}
-        training = {**manifest.training, **{k: v for k, v in settings.items() if k in TRAINING}}
-        hp = {name: settings.get(name, param.default) for name, param in method.params.items()}
+    for point in row.points():
+        settings = {**shared, **row.params, **point}
+        training = {**manifest.training, **{k: v for k, v in settings.items() if k in TRAINING_AXES}}
+        with check.placed(f"{key}."):
+            hp = method.resolve({k: v for k, v in settings.items() if k in method.params})
         goals = manifest.goal_sparsities if method.takes_goal else [None]
         for goal in goals:
             scope = {**training, **hp, "goal_sparsity": goal}
-            if row.constraint and not evaluate_constraint(row.constraint, scope):
+            if row.constraint and not evaluate_constraint(row.constraint, scope, check, f"{key}.constraint"):
                 continue
+            at = ", ".join(f"{k}={v}" for k, v in point.items())
+            with check.placed(f"{key}.{'grid' if any(k in point for k in hp) else 'params'}."):
+                try:
+                    method(hp, training, goal).phases()
+                except ConfigError as error:
+                    raise ConfigError(f"{error.message} (method {row.method!r}{', ' + at if at else ''}, "
+                                      f"goal sparsity {goal})", key=error.key) from None
             for seed in manifest.seeds:
                 parent = RunSpec("dense", seed, training) if method.prunes_after_training else None
                 specs.append(RunSpec(row.method, seed, training, hp, goal, parent, row.label))
     return specs
 
 
-ALLOWED_NODES = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd,
-                 ast.BinOp, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow,
-                 ast.Compare, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Name, ast.Load,
-                 ast.Constant)
+# --- constraints: arithmetic and comparisons on a grid point, evaluated in bounded time ----
+
+BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+          ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_}
+COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+           ast.Gt: operator.gt, ast.GtE: operator.ge}
+ALLOWED_NODES = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.BinOp, ast.Compare, ast.Name,
+                 ast.Load, ast.Constant, *BINARY, *UNARY, *COMPARE)
 
 
 def parse_constraint(text: str) -> tuple[ast.Expression, set[str]]:
     """Parse an arithmetic/comparison expression; returns the tree and the names it uses."""
+    if len(text) > MAX_CONSTRAINT_CHARS:
+        raise SyntaxError(f"longer than {MAX_CONSTRAINT_CHARS} characters")
     tree = ast.parse(text, mode="eval")
     for node in ast.walk(tree):
         if not isinstance(node, ALLOWED_NODES):
             raise SyntaxError(f"{type(node).__name__} is not allowed in a constraint")
+        if isinstance(node, ast.Constant) and not isinstance(node.value, (int, float, str)):
+            raise SyntaxError(f"the constant {node.value!r} is not allowed in a constraint")
     return tree, {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
 
 
-def evaluate_constraint(text: str, scope: dict) -> bool:
-    tree, _ = parse_constraint(text)
-    return bool(eval(compile(tree, "<constraint>", "eval"), {"__builtins__": {}}, scope))
+def _number(value):
+    """Arithmetic is done in floats, so no expression can build an unbounded integer."""
+    if isinstance(value, str):
+        raise ArithmeticError(f"no arithmetic on the string {value!r}")
+    return float(value)
 
+
+def _evaluate(node: ast.AST, scope: dict):
+    if isinstance(node, ast.Expression):
+        return _evaluate(node.body, scope)
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return scope[node.id]
+    if isinstance(node, ast.BinOp):
+        return BINARY[type(node.op)](_number(_evaluate(node.left, scope)), _number(_evaluate(node.right, scope)))
+    if isinstance(node, ast.UnaryOp):
+        operand = _evaluate(node.operand, scope)
+        return UNARY[type(node.op)](operand if isinstance(node.op, ast.Not) else _number(operand))
+    if isinstance(node, ast.BoolOp):
+        values = (_evaluate(value, scope) for value in node.values)
+        return all(values) if isinstance(node.op, ast.And) else any(values)
+    left = _evaluate(node.left, scope)
+    for op, comparator in zip(node.ops, node.comparators):
+        right = _evaluate(comparator, scope)
+        if not COMPARE[type(op)](left, right):
+            return False
+        left = right
+    return True
+
+
+def evaluate_constraint(text: str, scope: dict, check: Checker | None = None, key: str = "constraint") -> bool:
+    tree, _ = parse_constraint(text)
+    try:
+        return bool(_evaluate(tree, scope))
+    except (ArithmeticError, TypeError) as error:  # overflow, division by zero, a string in arithmetic
+        point = ", ".join(f"{name}={scope[name]}" for name in sorted(parse_constraint(text)[1]))
+        message = f"cannot be evaluated at {point}: {error}"
+        if check is None:
+            raise ConfigError(message, key=key) from None
+        check.fail(key, message)
+
+
+# --- profiles and extends ------------------------------------------------------------------
 
 def merge(base: dict, override: dict) -> dict:
     """Deep-merge a profile into the manifest; a profile's ``rows`` table is keyed by label."""
@@ -260,21 +332,43 @@ def merge(base: dict, override: dict) -> dict:
     return out
 
 
+def fixed_by_profile(raw: dict, override: dict) -> dict:
+    """The manifest with what the profile fixes at its top level (its ``[training]`` and
+    ``params`` keys) removed from every row's params and grid, so the profile's value holds."""
+    fixed = set()
+    for table in ("training", "params"):
+        if isinstance(override.get(table), dict):
+            fixed |= set(override[table])
+    out = copy.deepcopy(raw)
+    for row in out.get("rows", []) if isinstance(out.get("rows"), list) else ():
+        if not isinstance(row, dict):
+            continue
+        if isinstance(row.get("params"), dict):
+            row["params"] = {k: v for k, v in row["params"].items() if k not in fixed}
+        grids = row.get("grid")
+        if isinstance(grids, dict):
+            row["grid"] = {k: v for k, v in grids.items() if k not in fixed}
+        elif isinstance(grids, list):
+            row["grid"] = [{k: v for k, v in g.items() if k not in fixed} if isinstance(g, dict) else g
+                           for g in grids]
+    return out
+
+
+# --- validation ------------------------------------------------------------------------------
+
 def validate(raw: dict, check: Checker, target: str, profile: str) -> Manifest:
     top = check.table("", raw, TOP)
-    training = check.table("training", top["training"], TRAINING)
-    training["lr_schedule"] = check.table("training.lr_schedule", training["lr_schedule"], LR_SCHEDULE)
-    for i, milestone in enumerate(training["lr_schedule"]["milestones"]):
-        check.value(f"training.lr_schedule.milestones[{i}]", milestone, Field(int, positive=True))
+    with check.placed():
+        training = training_config(top["training"])
 
     goals = top["goal_sparsities"]
     if not goals:
         check.fail("goal_sparsities", "must not be empty")
-    goals = [check.value(f"goal_sparsities[{i}]", g, Field(float, low=0, high=1)) for i, g in enumerate(goals)]
+    goals = [check.value(f"goal_sparsities[{i}]", g, GOAL) for i, g in enumerate(goals)]
     seeds = top["seeds"]
     if not seeds:
         check.fail("seeds", "must not be empty")
-    seeds = [check.value(f"seeds[{i}]", s, Field(int, low=0)) for i, s in enumerate(seeds)]
+    seeds = [check.value(f"seeds[{i}]", s, SEED) for i, s in enumerate(seeds)]
 
     if not top["rows"]:
         check.fail("rows", "must declare at least one row")
@@ -282,14 +376,20 @@ def validate(raw: dict, check: Checker, target: str, profile: str) -> Manifest:
     for i, raw_row in enumerate(top["rows"]):
         if not isinstance(raw_row, dict):
             check.fail(f"rows[{i}]", "must be a table ([[rows]])")
-        rows.append(validate_row(raw_row, check, f"rows[{i}]", training))
+        rows.append(validate_row(raw_row, check, f"rows[{i}]", top["params"]))
         if rows[-1].label in labels:
             check.fail(f"rows[{i}].label", f"duplicate label {rows[-1].label!r}")
         labels.add(rows[-1].label)
+    methods = _methods()
+    for name in top["params"]:
+        if not any(name in methods[row.method].params for row in rows):
+            known = {n for row in rows for n in methods[row.method].params}
+            check.fail(f"params.{name}", f"not a parameter of any row's method; {closest(name, known)}")
+    check_size(rows, goals, seeds, check)
 
     report = check.table("report", top["report"], REPORT)
     for i, column in enumerate(report["columns"]):
-        check.value(f"report.columns[{i}]", column, Field(str, choices=REPORT_COLUMNS))
+        check.value(f"report.columns[{i}]", column, Param(type=str, choices=REPORT_COLUMNS))
     claims = []
     for i, raw_claim in enumerate(top["claims"]):
         if not isinstance(raw_claim, dict):
@@ -298,7 +398,7 @@ def validate(raw: dict, check: Checker, target: str, profile: str) -> Manifest:
         for side in ("better", "worse"):
             if claim[side] not in labels:
                 check.fail(f"claims[{i}].{side}", f"no row labelled {claim[side]!r}; {closest(claim[side], labels)}")
-        claim["goals"] = [check.value(f"claims[{i}].goals[{j}]", g, Field(float, low=0, high=1))
+        claim["goals"] = [check.value(f"claims[{i}].goals[{j}]", g, GOAL)
                           for j, g in enumerate(claim["goals"] or [])] or None
         claims.append(claim)
     slurm = check.table("slurm", top["slurm"], SLURM)
@@ -306,13 +406,24 @@ def validate(raw: dict, check: Checker, target: str, profile: str) -> Manifest:
         if not isinstance(value, dict):
             check.fail(f"profiles.{name}", "must be a table")
     return Manifest(check.path, target, profile, tuple(top["profiles"]), top["title"], top["source"],
-                    top["description"], training, goals, seeds, rows, report, claims, slurm)
+                    top["description"], training, top["params"], goals, seeds, rows, report, claims, slurm)
 
 
-def validate_row(raw: dict, check: Checker, key: str, training: dict) -> Row:
+def check_size(rows: list[Row], goals: list, seeds: list, check: Checker) -> None:
+    """Refuse a grid too large to expand in seconds, before expanding it."""
+    total = 0
+    for i, row in enumerate(rows):
+        points = sum(math.prod(len(axis) for axis in grid.values()) for grid in row.grids)
+        total += points * len(goals) * len(seeds)
+        if total > MAX_RUNS:
+            check.fail(f"rows[{i}].grid", f"the manifest would expand to more than {MAX_RUNS:,} runs "
+                                          f"(this row alone: {points:,} grid points)")
+
+
+def validate_row(raw: dict, check: Checker, key: str, shared: dict) -> Row:
     row = check.table(key, raw, ROW)
-    method = METHODS[row["method"]]
-    settable = {**{k: v for k, v in TRAINING.items() if v.type is not dict}, **method_fields(method)}
+    method = _methods()[row["method"]]
+    settable = {**TRAINING_AXES, **method.params}
 
     def setting(name_key: str, name: str, value):
         if name not in settable:
@@ -321,6 +432,9 @@ def validate_row(raw: dict, check: Checker, key: str, training: dict) -> Row:
         return check.value(name_key, value, settable[name])
 
     params = {name: setting(f"{key}.params.{name}", name, v) for name, v in row["params"].items()}
+    for name, value in shared.items():
+        if name in method.params:
+            setting(f"params.{name}", name, value)
     raw_grids = row["grid"] if isinstance(row["grid"], list) else [row["grid"]]
     grids = []
     for g, raw_grid in enumerate(raw_grids):
@@ -332,7 +446,8 @@ def validate_row(raw: dict, check: Checker, key: str, training: dict) -> Row:
             if not isinstance(values, list) or not values:
                 check.fail(f"{where}.{name}", "must be a non-empty list of values")
             grid[name] = [setting(f"{where}.{name}[{i}]", name, v) for i, v in enumerate(values)]
-        missing = [n for n, p in method.params.items() if p.default is REQUIRED and n not in params and n not in grid]
+        missing = [n for n, p in method.params.items()
+                   if p.default is REQUIRED and n not in params and n not in grid and n not in shared]
         if missing:
             check.fail(f"{key}.params.{missing[0]}", f"required by method {row['method']!r} (set it in params or grid)")
         grids.append(grid)
@@ -345,10 +460,6 @@ def validate_row(raw: dict, check: Checker, key: str, training: dict) -> Row:
         for name in sorted(names - known):
             check.fail(f"{key}.constraint", f"unknown name {name!r}; {closest(name, known)}")
     return Row(row["label"], row["method"], params, grids, row["constraint"])
-
-
-def method_fields(method) -> dict[str, Field]:
-    return {name: Field(p.type, choices=p.choices, positive=p.positive) for name, p in method.params.items()}
 
 
 def manifest_path(target: str) -> Path:
@@ -367,9 +478,11 @@ def manifest_path(target: str) -> Path:
 def read_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     """The manifest's TOML, on top of the manifest it ``extends`` (another target's name):
     a figure or second layout reuses a table's rows, grids and profiles, and so its runs."""
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise ConfigError(f"larger than {MAX_MANIFEST_BYTES:,} bytes; a manifest is a few kilobytes", file=str(path))
     try:
         raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"not valid TOML: {error}", file=str(path)) from None
     base = raw.pop("extends", None)
     if base is None:
@@ -400,7 +513,7 @@ def load(target: str, profile: str | None = None) -> Manifest:
         if label not in labels:
             raise ConfigError(f"no row labelled {label!r}; {closest(label, labels)}", file=str(path),
                               key=f"profiles.{profile}.rows.{label}")
-    merged = merge({k: v for k, v in raw.items() if k != "profiles"}, override)
+    merged = merge(fixed_by_profile({k: v for k, v in raw.items() if k != "profiles"}, override), override)
     merged["profiles"] = raw["profiles"]
     return validate(merged, Checker(path, prefix=f"profiles.{profile}: "), name, profile)
 

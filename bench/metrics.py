@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from methods.masks import prunable_modules
+from methods.core.masks import prunable_modules
 
 
 def layer_flops(module: nn.Module, output: torch.Tensor) -> int:

@@ -1,4 +1,4 @@
-"""The one training loop. Every method plugs in through the hooks of ``methods.base.Method``.
+"""The one training loop. Every method plugs in through the hooks of ``methods.core.base.Method``.
 
 ``train_run`` executes one RunSpec: it builds the model (loading the dense parent when the
 method prunes after training), walks the method's phases (a phase may open with a pruning
@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods import METHODS
-from methods.base import Method
-from methods.masks import PruneEvent, mask_of
+from methods.core.base import Method
+from methods.core.masks import PruneEvent, mask_of
 from models import build_model
 
 from .data import Dataset, load_dataset

@@ -1,7 +1,7 @@
 """The unpruned baseline: regular training under the manifest's schedule."""
 
-from . import register
-from .base import Method
+from methods import register
+from methods.core.base import Method
 
 
 @register
@@ -9,4 +9,5 @@ class Dense(Method):
     """Regular dense training; also the parent of every prune-after-training run."""
 
     name = "dense"
+    paper = "the unpruned baseline"
     takes_goal = False

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from bench.errors import ConfigError, closest
+from schema import ConfigError, closest
 
 ModelFactory = Callable[[int, int], nn.Module]
 MODELS: dict[str, ModelFactory] = {}

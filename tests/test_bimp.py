@@ -3,7 +3,8 @@
 import pytest
 
 from methods import METHODS
-from methods.masks import PruneEvent
+from methods.core.masks import PruneEvent
+from schema import ConfigError
 
 from conftest import assert_state_pruned_to
 
@@ -17,7 +18,7 @@ def test_budget_is_split_into_equal_cycles():
     assert bimp(100, 2).cycle_lengths() == [50, 50]
     assert bimp(60, 3).cycle_lengths() == [47, 47, 46]  # 140 epochs: as equal as whole epochs allow
     assert sum(p.epochs for p in bimp(20, 3).phases()) == 200
-    with pytest.raises(ValueError, match="leaves 1 epochs for 2 cycles"):
+    with pytest.raises(ConfigError, match="initial_epochs: 199 leaves 1 epochs of the 200-epoch budget for 2 cycles"):
         bimp(199, 2).cycle_lengths()
 
 

@@ -18,7 +18,7 @@ from bench.cli import main
 from bench.execute import claim
 from bench.store import RunStore
 from bench.manifest import load
-from methods.masks import prunable_modules
+from methods.core.masks import prunable_modules
 from models import build_model
 
 pytestmark = pytest.mark.slow

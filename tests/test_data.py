@@ -11,7 +11,7 @@ from PIL import Image
 
 from bench import data
 from bench.data import InMemoryDataset, default_data_root, load_dataset, random_crop_flip
-from bench.errors import ConfigError
+from schema import ConfigError
 
 
 def refuse(*args, **kwargs):

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods import METHODS
-from methods.masks import mask_of, prunable_modules
+from methods.core.masks import mask_of, prunable_modules
 
 from conftest import assert_state_pruned_to
 

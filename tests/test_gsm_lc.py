@@ -7,7 +7,7 @@ from torch import nn
 
 from bench.train import make_optimizer
 from methods import METHODS
-from methods.masks import mask_of, prunable_modules
+from methods.core.masks import mask_of, prunable_modules
 
 from conftest import assert_state_pruned_to
 

@@ -3,7 +3,7 @@
 
 import pytest
 
-from bench.errors import ConfigError
+from schema import ConfigError
 from bench.manifest import load, load_all_profiles
 from manifest_edits import set_in
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from methods.masks import apply_masks, magnitude_prune, prunable_count, prunable_modules
+from methods.core.masks import apply_masks, magnitude_prune, prunable_count, prunable_modules
 
 
 def tiny_net(seed=0):

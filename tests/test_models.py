@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from bench.errors import ConfigError
+from schema import ConfigError
 from models import MODELS, build_model
 
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from methods.schedules import allr_factor, retraining_schedule, training_schedule
+from methods.core.schedules import allr_factor, retraining_schedule, training_schedule
 
 TRAIN = training_schedule(0.1, 200, "stepped", milestones=(90, 180), gamma=0.1)
 

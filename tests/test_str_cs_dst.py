@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods import METHODS
-from methods.dst import BinaryStep
-from methods.masks import mask_of, prunable_modules
-from methods.soft_threshold import soft_threshold
+from methods.pruning_stable.dst import BinaryStep
+from methods.core.masks import mask_of, prunable_modules
+from methods.pruning_stable.soft_threshold import soft_threshold
 
 TRAINING = {"epochs": 2, "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4}
 EXTRA = {"str": "weight_threshold", "cs": "weight_mask_logits", "dst": "weight_threshold"}

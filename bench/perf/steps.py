@@ -15,7 +15,7 @@ import torch
 from torch.nn.utils import prune
 
 from methods import METHODS
-from methods.masks import prunable_modules
+from methods.core.masks import prunable_modules
 
 from ..data import InMemoryDataset, default_data_root, random_crop_flip
 from ..manifest import load

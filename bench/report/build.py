@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from methods import METHODS
-from methods.stable import PruningStable
+from methods.pruning_stable.stable import PruningStable
 
 from ..execute import failures
 from ..manifest import Manifest, load

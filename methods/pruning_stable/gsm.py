@@ -10,8 +10,8 @@ goal by global magnitude.
 import torch
 from torch import nn
 
-from . import register
-from .masks import keep_largest, prunable_modules
+from methods import register
+from methods.core.masks import keep_largest, prunable_modules
 from .stable import PruningStable
 
 
@@ -26,6 +26,7 @@ class GSM(PruningStable):
     """
 
     name = "gsm"
+    paper = "Ding et al. (2019)"
     params = {**PruningStable.params}
 
     @torch.no_grad()

@@ -10,9 +10,9 @@ last choice, so DNW is pruning stable by construction.
 import torch
 from torch import nn
 
-from . import register
-from .masks import keep_largest, prunable_modules
-from .reparam import forward_with_weights, straight_through
+from methods import register
+from methods.core.masks import keep_largest, prunable_modules
+from methods.core.reparam import forward_with_weights, straight_through
 from .stable import PruningStable
 
 
@@ -27,6 +27,7 @@ class DNW(PruningStable):
     """
 
     name = "dnw"
+    paper = "Wortsman et al. (2019)"
     params = {**PruningStable.params}
 
     def forward(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:

@@ -12,10 +12,11 @@ the mask is recomputed from the dense magnitudes (Back to Basics, section 2.3).
 import torch
 from torch import nn
 
-from . import register
-from .base import Param
-from .masks import SELECTIONS, PruneEvent, keep_largest, apply_masks, magnitude_prune, mask_of, prunable_modules
-from .reparam import forward_with_weights, straight_through
+from schema import Param
+
+from methods import register
+from methods.core.masks import SELECTIONS, PruneEvent, keep_largest, apply_masks, magnitude_prune, mask_of, prunable_modules
+from methods.core.reparam import forward_with_weights, straight_through
 from .stable import PruningStable
 
 
@@ -56,7 +57,8 @@ class GradualSchedule(PruningStable):
     into the last of them.
     """
 
-    params = {**PruningStable.params, "steps": Param(20, positive=True)}
+    params = {**PruningStable.params,
+              "steps": Param(20, "pruning steps of the cubic schedule", "n", above=0, at_most=100_000)}
 
     def setup(self, model: nn.Module, steps_per_epoch: int) -> None:
         iterations, n = self.training["epochs"] * steps_per_epoch, self.hp["steps"]
@@ -91,8 +93,11 @@ class GMP(GradualSchedule):
     """
 
     name = "gmp"
-    params = {**GradualSchedule.params, "mode": Param("hard", ("hard", "soft")),
-              "selection": Param("global", SELECTIONS)}
+    paper = "Zhu & Gupta (2017)"
+    params = {**GradualSchedule.params,
+              "mode": Param("hard", "hard: pruned weights stay pruned; soft: masks recomputed from scratch",
+                            choices=("hard", "soft")),
+              "selection": Param("global", "how the pruned weights are spread over the layers", choices=SELECTIONS)}
 
     @property
     def keeps_pruned_values(self) -> bool:
@@ -128,7 +133,9 @@ class DPF(GradualSchedule):
     """
 
     name = "dpf"
-    params = {**GradualSchedule.params, "mask_interval": Param(16, positive=True)}
+    paper = "Lin et al. (2020)"
+    params = {**GradualSchedule.params,
+              "mask_interval": Param(16, "iterations between two recomputations of the mask", above=0)}
 
     def forward(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         if not self.in_regular_training:

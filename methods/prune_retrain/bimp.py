@@ -9,10 +9,12 @@ T_rt / T with T the whole budget. Pruned weights stay pruned; the optimizer (mom
 starts afresh at every cycle.
 """
 
-from . import register
-from .base import Method, Param, Phase
-from .masks import SELECTIONS
-from .schedules import retraining_schedule, training_schedule
+from methods import register
+from schema import ConfigError, Param
+
+from methods.core.base import Method, Phase
+from methods.core.masks import SELECTIONS
+from methods.core.schedules import retraining_schedule, training_schedule
 
 
 @register
@@ -20,18 +22,20 @@ class BIMP(Method):
     """IMP inside the training budget: T_0 epochs of linear-decay training, then J ALLR cycles."""
 
     name = "bimp"
+    paper = "Love Retraining (Zimmer et al., 2023), section 2.2"
     params = {
-        "initial_epochs": Param(kind=int, positive=True),
-        "cycles": Param(1, positive=True),
-        "schedule": Param("allr", ("allr", "llr", "clr")),
-        "selection": Param("global", SELECTIONS),
+        "initial_epochs": Param(help="epochs of regular training before the first prune", symbol="T_0", type=int,
+                                above=0),
+        "cycles": Param(1, "prune-retrain cycles in the remaining T - T_0 epochs", "J", above=0, at_most=1000),
+        "schedule": Param("allr", "learning-rate schedule of the retraining", choices=("allr", "llr", "clr")),
+        "selection": Param("global", "how the pruned weights are spread over the layers", choices=SELECTIONS),
     }
 
     def cycle_lengths(self) -> list[int]:
         remaining, cycles = self.training["epochs"] - self.hp["initial_epochs"], self.hp["cycles"]
         if remaining < cycles:
-            raise ValueError(f"initial_epochs={self.hp['initial_epochs']} leaves {remaining} epochs for "
-                             f"{cycles} cycles of a {self.training['epochs']}-epoch budget")
+            raise ConfigError(f"{self.hp['initial_epochs']} leaves {remaining} epochs of the "
+                              f"{self.training['epochs']}-epoch budget for {cycles} cycles", key="initial_epochs")
         return [remaining // cycles + (j < remaining % cycles) for j in range(cycles)]
 
     def phases(self) -> list[Phase]:

@@ -10,8 +10,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .masks import PruneEvent, mask_of, prunable_modules, relative_change
-from .reparam import forward_with_weights
+from methods.core.masks import PruneEvent, mask_of, prunable_modules, relative_change
+from methods.core.reparam import forward_with_weights
 from .stable import PruningStable
 
 
@@ -28,6 +28,7 @@ class LearnedSparsity(PruningStable):
     """
 
     takes_goal = False
+    learns_sparsity = True
     extra: ClassVar[str]
     decay_extra: ClassVar[bool] = True
 

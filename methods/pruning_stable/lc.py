@@ -12,9 +12,10 @@ counts towards the training time.
 import torch
 from torch import nn
 
-from . import register
-from .base import Param
-from .masks import keep_largest, prunable_modules
+from schema import Param
+
+from methods import register
+from methods.core.masks import keep_largest, prunable_modules
 from .stable import PruningStable
 
 
@@ -31,11 +32,12 @@ class LC(PruningStable):
     """
 
     name = "lc"
+    paper = "Carreira-Perpiñán & Idelbayev (2018)"
     retraining_is_timed = True
     params = {
         **PruningStable.params,
-        "decay_steps": Param(20, positive=True),
-        "decay_growth": Param(1.1, positive=True),
+        "decay_steps": Param(20, "stages of regular training over which the decay grows", "j", above=0),
+        "decay_growth": Param(1.1, "factor of the decay's growth per stage", "1.1 in lambda_0 * 1.1^j", above=0),
     }
 
     def setup(self, model: nn.Module, steps_per_epoch: int) -> None:

@@ -3,15 +3,17 @@
 Starting from the trained dense model, J prune-retrain cycles each remove the fraction
 p = 1 - (1 - s)^(1/J) of the remaining weights by magnitude, so cycle j ends at sparsity
 1 - (1 - s)^(j/J), and retrain for T_rt epochs under FT, LRW, SLR, CLR, LLR or ALLR
-(``methods.schedules``). The optimizer, and so its momentum, starts afresh at every cycle.
+(``methods.core.schedules``). The optimizer, and so its momentum, starts afresh at every cycle.
 ALLR's ||W|| is the norm of all prunable weights (conv and linear, pruned ones included
 as zeros) just before the pruning step.
 """
 
-from . import register
-from .base import Method, Param, Phase
-from .masks import SELECTIONS
-from .schedules import RETRAINING_KINDS, retraining_schedule
+from methods import register
+from schema import Param
+
+from methods.core.base import Method, Phase
+from methods.core.masks import SELECTIONS
+from methods.core.schedules import RETRAINING_KINDS, retraining_schedule
 
 
 @register
@@ -19,12 +21,13 @@ class IMP(Method):
     """IMP: train, then J cycles of magnitude pruning and retraining."""
 
     name = "imp"
+    paper = "Han et al. (2015); retraining schedules as in Back to Basics (Zimmer et al., 2023), section 2"
     prunes_after_training = True
     params = {
-        "cycles": Param(1, positive=True),
-        "retrain_epochs": Param(kind=int, positive=True),
-        "schedule": Param("slr", RETRAINING_KINDS),
-        "selection": Param("global", SELECTIONS),
+        "cycles": Param(1, "prune-retrain cycles", "J", above=0, at_most=1000),
+        "retrain_epochs": Param(help="epochs of retraining per cycle", symbol="T_rt", type=int, above=0),
+        "schedule": Param("slr", "learning-rate schedule of the retraining", choices=RETRAINING_KINDS),
+        "selection": Param("global", "how the pruned weights are spread over the layers", choices=SELECTIONS),
     }
 
     def cycle_sparsity(self, cycle: int) -> float:

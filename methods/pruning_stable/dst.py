@@ -11,9 +11,10 @@ training the weights with |w| > t are kept.
 import torch
 from torch import nn
 
-from . import register
-from .base import Param
-from .masks import prunable_modules
+from schema import Param
+
+from methods import register
+from methods.core.masks import prunable_modules
 from .learned import LearnedSparsity
 
 COLLAPSED_DENSITY = 0.01
@@ -54,8 +55,10 @@ class DST(LearnedSparsity):
     """
 
     name = "dst"
+    paper = "Liu et al. (2020)"
     extra = "weight_threshold"
-    params = {**LearnedSparsity.params, "alpha": Param(1e-5, positive=True)}
+    params = {**LearnedSparsity.params,
+              "alpha": Param(1e-5, "strength of the penalty alpha * sum exp(-t) on the thresholds", "alpha", above=0)}
 
     def setup(self, model: nn.Module, steps_per_epoch: int) -> None:
         for module in prunable_modules(model):

@@ -10,9 +10,10 @@ training the weights with m > 0 are kept. The fine-tuning counts towards the tra
 import torch
 from torch import nn
 
-from . import register
-from .base import Param
-from .masks import prunable_modules
+from schema import Param
+
+from methods import register
+from methods.core.masks import prunable_modules
 from .learned import LearnedSparsity
 
 
@@ -32,14 +33,15 @@ class CS(LearnedSparsity):
     """
 
     name = "cs"
+    paper = "Savarese et al. (2020)"
     extra = "weight_mask_logits"
     decay_extra = False
     retraining_is_timed = True
     params = {
         **LearnedSparsity.params,
-        "s_init": Param(0.0),
-        "penalty": Param(1e-8, positive=True),
-        "beta_final": Param(300.0, positive=True),
+        "s_init": Param(0.0, "initial value of every mask logit", "s_init"),
+        "penalty": Param(1e-8, "strength of the l1 penalty on the soft masks", "lambda", above=0),
+        "beta_final": Param(300.0, "temperature at the end of regular training", "beta_T", above=0),
     }
 
     def setup(self, model: nn.Module, steps_per_epoch: int) -> None:

@@ -11,6 +11,10 @@ class ConfigError(Exception):
         where = ": ".join(str(part) for part in (file, key) if part)
         super().__init__(f"{where}: {message}" if where else message)
 
+    def within(self, file: str | None, prefix: str = "") -> "ConfigError":
+        """The same error placed in ``file``, its key under ``prefix`` (e.g. ``rows[1].grid.``)."""
+        return ConfigError(self.message, file=self.file or file, key=f"{prefix}{self.key or ''}" or None)
+
 
 def closest(name: str, known) -> str:
     """'known: a, b, c; did you mean 'b'?' for an unknown name."""

@@ -11,10 +11,11 @@ reparametrised values.
 import torch
 from torch import nn
 
-from . import register
-from .base import Param
+from schema import Param
+
+from methods import register
 from .learned import LearnedSparsity
-from .masks import prunable_modules
+from methods.core.masks import prunable_modules
 
 
 def soft_threshold(weight: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -34,8 +35,10 @@ class STR(LearnedSparsity):
     """
 
     name = "str"
+    paper = "Kusupati et al. (2020)"
     extra = "weight_threshold"
-    params = {**LearnedSparsity.params, "s_init": Param(-5.0)}
+    params = {**LearnedSparsity.params,
+              "s_init": Param(-5.0, "initial value of every layer's threshold parameter", "s_init")}
 
     def setup(self, model: nn.Module, steps_per_epoch: int) -> None:
         for module in prunable_modules(model):

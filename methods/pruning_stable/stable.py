@@ -10,8 +10,10 @@ Time column, except for methods whose paper counts the retraining (LC, CS).
 
 from typing import ClassVar
 
-from .base import Method, Param, Phase
-from .schedules import retraining_schedule
+from schema import Param
+
+from methods.core.base import Method, Phase
+from methods.core.schedules import retraining_schedule
 
 REGULAR, FINETUNE = "train", "finetune"
 
@@ -19,7 +21,11 @@ REGULAR, FINETUNE = "train", "finetune"
 class PruningStable(Method):
     """Regular training with the method's hooks, a hard prune, then FT with masks only."""
 
-    params: ClassVar[dict[str, Param]] = {"finetune_fraction": Param(0.15)}
+    params: ClassVar[dict[str, Param]] = {
+        "finetune_fraction": Param(0.15, "share of the budget T spent on FT after the hard prune (30 of 200 epochs)",
+                                   at_least=0, at_most=1),
+    }
+    pruning_stable = True
     better_of_pruned_and_retrained = True
     retraining_is_timed: ClassVar[bool] = False
 

@@ -19,29 +19,15 @@ each with its own epochs and learning-rate schedule.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from .masks import PruneEvent, apply_masks, magnitude_prune
-from .schedules import Schedule, training_schedule
+from schema import Param, resolve
 
-REQUIRED = object()
-
-
-@dataclass(frozen=True)
-class Param:
-    """A method hyperparameter: its default (REQUIRED if none) and, for strings, its choices."""
-
-    default: Any = REQUIRED
-    choices: tuple | None = None
-    kind: type | None = None
-    positive: bool = False
-
-    @property
-    def type(self) -> type:
-        return self.kind or type(self.default)
+from methods.core.masks import PruneEvent, apply_masks, magnitude_prune
+from methods.core.schedules import Schedule, training_schedule
 
 
 @dataclass(frozen=True)
@@ -65,12 +51,21 @@ class Method:
     """Dense training; the base every method specialises."""
 
     name: ClassVar[str]
+    paper: ClassVar[str] = ""  # where the method is defined, e.g. "Zhu & Gupta (2017)"
     params: ClassVar[dict[str, Param]] = {}
     takes_goal: ClassVar[bool] = True  # is given a goal sparsity
     prunes_after_training: ClassVar[bool] = False  # starts from the dense run of its seed and config
+    pruning_stable: ClassVar[bool] = False  # sparsifies while training, then a hard prune and FT
+    learns_sparsity: ClassVar[bool] = False  # its final sparsity follows from hyperparameters, not a goal
     # Report the better (by validation accuracy) of the model right after the last pruning
     # step and the model at the end of training, as Back to Basics does for pruning-stable methods.
     better_of_pruned_and_retrained: ClassVar[bool] = False
+
+    @classmethod
+    def resolve(cls, values: dict) -> dict:
+        """The method's hyperparameters from the values a manifest (or a test) gives:
+        checked against ``params``, defaults filled in; ConfigError names the key."""
+        return resolve(cls.params, values)
 
     def __init__(self, hp: dict, training: dict, goal_sparsity: float | None):
         self.hp, self.training, self.goal_sparsity = hp, training, goal_sparsity
