@@ -1,4 +1,4 @@
-"""The ``prunebench`` command: run, report, validate, list, status, clean.
+"""The ``prunebench`` command: run, report, validate, list, describe, status, clean.
 
 Exit codes: 0 success, 1 some run failed (after rendering what exists), 2 bad input
 (manifest, command line, data root), with nothing submitted and nothing written.
@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from schema import ConfigError
+from schema import ConfigError, closest
 
 DEFAULT_RESULTS, DEFAULT_REPORTS = "results", "reports"
 
@@ -55,6 +55,9 @@ def parser() -> argparse.ArgumentParser:
                                 description="remove submitit's files and checkpoints of finished runs, never records")
     clean.add_argument("--results", default=DEFAULT_RESULTS, help="results directory (default: ./results)")
     commands.add_parser("list", help="list targets, methods, models and datasets")
+    describe = commands.add_parser("describe", help="what a method is: its paper and hyperparameters",
+                                   description="what a method is: its paper and hyperparameters")
+    describe.add_argument("methods", nargs="*", metavar="METHOD", help="method names (default: every method)")
     return top
 
 
@@ -87,6 +90,25 @@ def cmd_list(args) -> int:
     for title, names in (("targets", targets()), ("methods", METHODS), ("models", MODELS), ("datasets", DATASETS)):
         print(f"{title}: {', '.join(sorted(names))}")
     return 0
+
+
+def cmd_describe(args) -> int:
+    from methods import METHODS
+
+    for name in args.methods:
+        if name not in METHODS:
+            raise ConfigError(f"unknown method {name!r}; {closest(name, METHODS)}", key="METHOD")
+    for name in args.methods or sorted(METHODS):
+        print(describe_method(METHODS[name]))
+    return 0
+
+
+def describe_method(cls) -> str:
+    """A method's name, family, paper, summary and hyperparameters, as ``describe`` prints them."""
+    summary = (cls.__doc__ or "").strip().splitlines()[0]
+    lines = [f"{cls.name} ({cls.__module__.replace('.', '/')}.py; {cls.paper}): {summary}"]
+    lines += [f"  {name}: {param.describe()}" for name, param in cls.params.items()] or ["  no hyperparameters"]
+    return "\n".join(lines)
 
 
 def cmd_validate(args) -> int:
@@ -196,7 +218,7 @@ def cmd_clean(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "report": cmd_report, "validate": cmd_validate, "list": cmd_list,
-            "status": cmd_status, "clean": cmd_clean}
+            "describe": cmd_describe, "status": cmd_status, "clean": cmd_clean}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -235,13 +235,12 @@ def expand_row(manifest: Manifest, row: Row, check: Checker, key: str) -> list[R
             scope = {**training, **hp, "goal_sparsity": goal}
             if row.constraint and not evaluate_constraint(row.constraint, scope, check, f"{key}.constraint"):
                 continue
-            at = ", ".join(f"{k}={v}" for k, v in point.items())
-            with check.placed(f"{key}.{'grid' if any(k in point for k in hp) else 'params'}."):
-                try:
-                    method(hp, training, goal).phases()
-                except ConfigError as error:
-                    raise ConfigError(f"{error.message} (method {row.method!r}{', ' + at if at else ''}, "
-                                      f"goal sparsity {goal})", key=error.key) from None
+            try:
+                method(hp, training, goal).phases()
+            except ConfigError as error:
+                at = "".join(f", {k}={v}" for k, v in point.items())
+                check.fail(f"{key}.{'grid' if error.key in point else 'params'}.{error.key}",
+                           f"{error.message} (method {row.method!r}{at}, goal sparsity {goal})")
             for seed in manifest.seeds:
                 parent = RunSpec("dense", seed, training) if method.prunes_after_training else None
                 specs.append(RunSpec(row.method, seed, training, hp, goal, parent, row.label))
@@ -423,6 +422,9 @@ def check_size(rows: list[Row], goals: list, seeds: list, check: Checker) -> Non
 def validate_row(raw: dict, check: Checker, key: str, shared: dict) -> Row:
     row = check.table(key, raw, ROW)
     method = _methods()[row["method"]]
+    for name in sorted(TRAINING.keys() & method.params.keys()):
+        check.fail(f"{key}.method", f"method {row['method']!r} has a hyperparameter {name!r} named like a "
+                                    "training key; a grid could not tell them apart")
     settable = {**TRAINING_AXES, **method.params}
 
     def setting(name_key: str, name: str, value):

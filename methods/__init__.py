@@ -26,8 +26,8 @@ PLUGINS_VARIABLE = "PRUNEBENCH_PLUGINS"
 
 def register(cls: type[Method]) -> type[Method]:
     """Add ``cls`` to METHODS under ``cls.name``; a name taken by another class is refused."""
-    taken = METHODS.get(cls.name)
-    if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
+    if cls.name in METHODS:
+        taken = METHODS[cls.name]
         raise ValueError(f"method {cls.name!r} is registered twice: by {taken.__module__}.{taken.__qualname__} "
                          f"and by {cls.__module__}.{cls.__qualname__}")
     METHODS[cls.name] = cls

@@ -11,11 +11,20 @@ MODELS: dict[str, ModelFactory] = {}
 
 
 def register(name: str) -> Callable[[ModelFactory], ModelFactory]:
-    """Decorator adding a model factory to MODELS under ``name``."""
+    """Decorator adding a model factory to MODELS under ``name``; a name taken by another
+    factory is refused."""
     def add(factory: ModelFactory) -> ModelFactory:
+        if name in MODELS:
+            raise ValueError(f"model {name!r} is registered twice: by {origin(MODELS[name])} and by {origin(factory)}")
         MODELS[name] = factory
         return factory
     return add
+
+
+def origin(factory) -> str:
+    """Where a factory (a function, a class or a partial of one) is defined: module.name."""
+    function = getattr(factory, "func", factory)
+    return f"{function.__module__}.{function.__qualname__}"
 
 
 def build_model(name: str, num_classes: int, in_channels: int) -> nn.Module:

@@ -78,19 +78,33 @@ def data_root(tmp_path_factory):
     return tmp_path_factory.mktemp("data")
 
 
+TINY_TRAINING = {"model": "resnet1d", "dataset": "mnist1d", "epochs": 2, "batch_size": 128, "lr": 0.1,
+                 "weight_decay": 5e-4, "lr_schedule": {}}
+
+
+def tiny_training(**training) -> dict:
+    """A full training configuration (every default filled in) for resnet1d on MNIST-1D."""
+    from bench.manifest import training_config
+
+    return training_config({**TINY_TRAINING, **training})
+
+
+def make_method(name: str, hp: dict | None = None, goal: float | None = 0.9, **training):
+    """Method ``name`` with its hyperparameters resolved from ``hp`` (defaults filled in, values
+    checked), on a full training configuration; goal None for methods that take none."""
+    from methods import METHODS
+
+    cls = METHODS[name]
+    return cls(cls.resolve(hp or {}), tiny_training(**training), goal if cls.takes_goal else None)
+
+
 def tiny_spec(method: str, hp: dict | None = None, goal: float | None = 0.9, epochs: int = 2, seed: int = 0,
               **training):
     """A resolved RunSpec for ``method`` on resnet1d / MNIST-1D, its defaults filled in."""
     from bench.runspec import RunSpec
-    from methods import METHODS
 
-    cls = METHODS[method]
-    resolved = {"model": "resnet1d", "dataset": "mnist1d", "epochs": epochs, "batch_size": 128, "optimizer": "sgd",
-                "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4,
-                "lr_schedule": {"kind": "stepped", "milestones": [], "gamma": 0.1, "warmup_epochs": 0.0},
-                "threads": 1, "val_fraction": 0.1, "split_seed": 0, "amp": False, **training}
-    params = {name: (hp or {}).get(name, p.default) for name, p in cls.params.items()}
-    return RunSpec(method, seed, resolved, params, goal if cls.takes_goal else None)
+    built = make_method(method, hp, goal, epochs=epochs, **training)
+    return RunSpec(method, seed, built.training, built.hp, built.goal_sparsity)
 
 
 @pytest.fixture

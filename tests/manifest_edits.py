@@ -17,3 +17,9 @@ def remove(path: list):
     def edit(data):
         del _parent(data, path)[path[-1]]
     return edit
+
+
+def append(path: list, value):
+    def edit(data):
+        _parent(data, path)[path[-1]].append(value)
+    return edit

@@ -4,7 +4,7 @@ with a message naming the file and the key, submits nothing and writes nothing u
 import pytest
 
 from bench.cli import main
-from manifest_edits import remove, set_in
+from manifest_edits import append, remove, set_in
 
 MANIFESTS = [
     # (edit, key in the message, words in the message)
@@ -46,6 +46,19 @@ MANIFESTS = [
     (set_in(["extends"], "table-imp-vs-stabel"), "extends", "did you mean 'table-imp-vs-stable'"),
     (set_in(["report"], {"kind": "figure"}), "report.kind", "unknown value 'figure'"),
     (set_in(["report"], {"select_by": "test_accuracy"}), "report.select_by", "unknown value 'test_accuracy'"),
+    # What a method rejects while planning is bad input too, found before anything runs.
+    (append(["rows"], {"label": "BIMP", "method": "bimp", "grid": {"initial_epochs": [1, 2], "cycles": [1]}}),
+     "rows[2].grid.initial_epochs", "2 leaves 0 epochs of the 2-epoch budget for 1 cycles"),
+    (set_in(["rows", 1, "params", "cycles"], 0), "rows[1].params.cycles", "must be positive"),
+    (set_in(["rows", 1, "params", "cycles"], 5000), "rows[1].params.cycles", "must be at most 1000"),
+    (set_in(["params"], {"finetune_fraction": 0.3}), "params.finetune_fraction", "not a parameter of any row"),
+    # Nothing takes unbounded time or memory to evaluate.
+    (set_in(["rows", 1, "constraint"], "9 ** 9 ** 9 ** 9 > cycles"), "rows[1].constraint", "cannot be evaluated"),
+    (set_in(["rows", 1, "constraint"], "'ab' * 10 ** 12 == schedule"), "rows[1].constraint", "no arithmetic on"),
+    (set_in(["rows", 1, "constraint"], "cycles < " + "1 + " * 200 + "1"), "rows[1].constraint", "longer than 500"),
+    (set_in(["rows", 1, "grid"], {"retrain_epochs": list(range(1, 101)), "cycles": list(range(1, 101)),
+                                  "lr": [0.1 * i for i in range(1, 101)]}),
+     "rows[1].grid", "more than 200,000 runs"),
 ]
 
 
@@ -117,4 +130,12 @@ def test_invalid_toml_exits_2_naming_the_file(tmp_path, data_root, capsys, no_sl
 def test_a_bad_command_line_exits_2_naming_the_option(tmp_path, data_root, capsys, no_slurm, argv, words):
     code, error = prunebench(argv, tmp_path, data_root, capsys)
     assert code == 2 and words in error, error
+    assert_nothing_written(tmp_path)
+
+
+def test_a_huge_manifest_file_is_refused_before_it_is_parsed(tmp_path, data_root, capsys, no_slurm):
+    path = tmp_path / "huge.toml"
+    path.write_text("# padding\n" * 200_000)
+    code, error = prunebench(["run", str(path)], tmp_path, data_root, capsys)
+    assert code == 2 and f"{path}: larger than 1,000,000 bytes" in error, error
     assert_nothing_written(tmp_path)

@@ -5,19 +5,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods import METHODS
 from methods.core.masks import mask_of, prunable_modules
 
-from conftest import assert_state_pruned_to
+from conftest import assert_state_pruned_to, make_method
 
 S4 = [0.5203125, 0.7875, 0.8859375, 0.9]  # 0.9 (1 - (1 - k/4)^3): 0.9 * (1 - 27/64), (1 - 1/8), (1 - 1/64), 1
 
 
 def make(name, hp=None, goal=0.9, epochs=1, steps_per_epoch=10, model=None):
     """A method with its defaults, set up on ``model`` and in its regular training phase."""
-    cls = METHODS[name]
-    params = {key: p.default for key, p in cls.params.items()} | (hp or {})
-    method = cls(params, {"epochs": epochs, "lr": 0.1}, goal)
+    method = make_method(name, hp, goal, epochs=epochs)
     method.setup(model, steps_per_epoch)
     method.enter(method.phases()[0])
     return method

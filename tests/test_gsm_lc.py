@@ -9,15 +9,13 @@ from bench.train import make_optimizer
 from methods import METHODS
 from methods.core.masks import mask_of, prunable_modules
 
-from conftest import assert_state_pruned_to
+from conftest import assert_state_pruned_to, make_method
 
 TRAINING = {"epochs": 2, "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 0.01}
 
 
 def make(name, goal=0.5, hp=None, steps_per_epoch=10, model=None, **training):
-    cls = METHODS[name]
-    params = {key: p.default for key, p in cls.params.items()} | {"finetune_fraction": 0.5} | (hp or {})
-    method = cls(params, TRAINING | training, goal)
+    method = make_method(name, {"finetune_fraction": 0.5} | (hp or {}), goal, **TRAINING | training)
     if model is not None:
         method.setup(model, steps_per_epoch)
     method.enter(method.phases()[0])

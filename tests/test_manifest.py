@@ -62,3 +62,37 @@ def test_shipped_manifest_profiles_expand():
     assert len({s.parent.run_id for s in imp_plus}) == 4 * 4 * 3  # one dense run per (lr, wd, seed)
     dense_ids = {s.run_id for s in specs if s.label == "Dense"}
     assert {s.parent.run_id for s in imp_plus} == dense_ids  # pruning reuses the Dense row's runs
+
+
+def imp_points(manifest) -> list[tuple]:
+    specs = [s for s in manifest.expand() if s.label == "IMP"]
+    return sorted({(s.training["lr"], s.training["weight_decay"], s.hp["cycles"], s.hp["retrain_epochs"])
+                   for s in specs})
+
+
+def test_a_profile_that_fixes_a_training_key_removes_that_axis_from_every_grid(write_manifest):
+    def edit(data):
+        data["rows"][1]["grid"] |= {"lr": [0.05, 0.1], "weight_decay": [1e-4, 5e-4]}
+        data["profiles"]["quick"]["training"] = {"lr": 0.2}
+    manifest = load(str(write_manifest(edit)), "quick")
+    assert imp_points(manifest) == [(0.2, 1e-4, 1, 1), (0.2, 1e-4, 2, 1), (0.2, 5e-4, 1, 1), (0.2, 5e-4, 2, 1)]
+
+
+def test_a_profile_row_that_names_a_fixed_key_again_wins(write_manifest):
+    def edit(data):
+        data["rows"][1]["grid"] |= {"lr": [0.05, 0.1]}
+        data["profiles"]["quick"]["training"] = {"lr": 0.2}
+        data["profiles"]["quick"]["rows"] = {"IMP": {"grid": {"lr": [0.3], "cycles": [1]}}}
+    manifest = load(str(write_manifest(edit)), "quick")
+    assert imp_points(manifest) == [(0.3, 5e-4, 1, 1)]  # cycles replaced, retrain_epochs kept
+
+
+def test_top_level_params_reach_every_row_whose_method_has_them(write_manifest):
+    def edit(data):
+        data["rows"].append({"label": "GMP", "method": "gmp", "grid": {"steps": [2]}})
+        data["profiles"]["quick"]["params"] = {"finetune_fraction": 0.5, "selection": "uniform"}
+    manifest = load(str(write_manifest(edit)), "quick")
+    hp = {s.label: s.hp for s in manifest.expand()}
+    assert hp["GMP"]["finetune_fraction"] == 0.5 and hp["GMP"]["selection"] == "uniform"
+    assert hp["IMP"]["selection"] == "uniform" and "finetune_fraction" not in hp["IMP"]
+    assert hp["Dense"] == {}

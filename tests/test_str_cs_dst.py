@@ -7,19 +7,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods import METHODS
 from methods.pruning_stable.dst import BinaryStep
 from methods.core.masks import mask_of, prunable_modules
 from methods.pruning_stable.soft_threshold import soft_threshold
+
+from conftest import make_method
 
 TRAINING = {"epochs": 2, "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4}
 EXTRA = {"str": "weight_threshold", "cs": "weight_mask_logits", "dst": "weight_threshold"}
 
 
 def make(name, steps_per_epoch=10, model=None, **hp):
-    cls = METHODS[name]
-    hp = {k: hp.get(k, p.default) for k, p in cls.params.items()}
-    method = cls(hp, TRAINING, None)
+    method = make_method(name, hp, None, **TRAINING)
     model = model or nn.Sequential(nn.Linear(3, 1, bias=False))
     method.setup(model, steps_per_epoch)
     method.enter(method.phases()[0])

@@ -36,8 +36,8 @@ class LC(PruningStable):
     retraining_is_timed = True
     params = {
         **PruningStable.params,
-        "decay_steps": Param(20, "stages of regular training over which the decay grows", "j", above=0),
-        "decay_growth": Param(1.1, "factor of the decay's growth per stage", "1.1 in lambda_0 * 1.1^j", above=0),
+        "decay_steps": Param(20, "stages of regular training over which the decay grows", above=0),
+        "decay_growth": Param(1.1, "growth of the decay per stage: lambda_0 * growth^j", above=0),
     }
 
     def setup(self, model: nn.Module, steps_per_epoch: int) -> None:
