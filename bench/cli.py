@@ -132,8 +132,10 @@ def slurm_settings(args, manifest) -> dict:
 
 def cmd_run(args) -> int:
     from .data import default_data_root, load_dataset
-    from .execute import check_executor, default_jobs, failures, plan, run_plan, submit_plan, with_parents
+    from .execute import check_executor, default_jobs, plan, run_plan, submit_plan
     from .manifest import load
+    from .runlist import remember
+    from .runspec import with_parents
     from .store import RunStore
 
     manifest = load(args.target, args.profile)
@@ -171,27 +173,32 @@ def cmd_run(args) -> int:
     jobs = args.jobs or default_jobs(manifest.training["threads"], slurm["mem_gb"])
     run_plan(grid, store, executor=args.executor, jobs=jobs, data_root=data_root, slurm=slurm,
              progress=not args.quiet)
-    failed = failures(specs, store)
+    runs = remember(manifest, specs, Path(args.results))
+    failed = store.failures(runs.needed)
     for run_id, error in failed.items():
         print(f"run {run_id} failed: {error.strip().splitlines()[-1] if error.strip() else error}", file=sys.stderr)
     if not args.no_report:
-        print(f"report: {render(manifest, store, Path(args.reports))}")
+        print(f"report: {render(manifest, runs, store, Path(args.reports))}")
     return 1 if failed else 0
 
 
-def render(manifest, store, reports: Path) -> Path:
+def render(manifest, runs, store, reports: Path) -> Path:
     from .report.build import render_report
 
-    return render_report(manifest, store, reports)
+    return render_report(manifest, runs, store, reports)
 
 
 def cmd_report(args) -> int:
+    """Reports from stored runs: the manifest is read without the registries and the runs come
+    from the stored run list, so neither the methods nor torch are imported."""
     from .manifest import load
+    from .runlist import runs_for
     from .store import RunStore
 
     for target in chosen_targets(args):
-        manifest = load(target, args.profile)
-        print(f"report: {render(manifest, RunStore(args.results), Path(args.reports))}")
+        manifest = load(target, args.profile, registries=False)
+        runs = runs_for(manifest, Path(args.results))
+        print(f"report: {render(manifest, runs, RunStore(args.results), Path(args.reports))}")
     return 0
 
 

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from methods import METHODS
 
 from schema import ConfigError
-from .runspec import RunSpec
+from .runspec import RunSpec, with_parents
 from .store import RunStore
 from .train import train_run
 
@@ -131,20 +131,6 @@ class Worker(submitit.helpers.Checkpointable):
         if self.owner is not None:
             end_with(self.owner)
         return work(specs, results, data_root)
-
-
-def with_parents(specs: list[RunSpec]) -> list[RunSpec]:
-    """The specs and all their ancestors, each once, parents first."""
-    seen: dict[str, RunSpec] = {}
-
-    def visit(spec: RunSpec):
-        if spec.parent is not None:
-            visit(spec.parent)
-        seen.setdefault(spec.run_id, spec)
-
-    for spec in specs:
-        visit(spec)
-    return list(seen.values())
 
 
 def own_epochs(spec: RunSpec) -> int:
@@ -330,14 +316,3 @@ def scheduler_states(store: RunStore) -> dict[str, int]:
     states = Counter(state for line in queue.stdout.splitlines() for task, state in [line.split()]
                      if task.split("_")[0] in arrays)
     return dict(states)
-
-
-def failures(specs: list[RunSpec], store: RunStore) -> dict[str, str]:
-    """run_id -> error of every run of the grid that failed or never finished."""
-    out = {}
-    for spec in with_parents(specs):
-        if store.is_done(spec.run_id):
-            continue
-        failure = store.failure(spec.run_id)
-        out[spec.run_id] = failure["error"] if failure else "not run"
-    return out

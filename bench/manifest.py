@@ -20,7 +20,7 @@ import math
 import operator
 import tomllib
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from itertools import product
 from pathlib import Path
@@ -96,6 +96,7 @@ ROW = {
     "grid": Param({}, type=(dict, list)),
     "constraint": Param(None, type=str),
 }
+
 REPORT = {
     "kind": Param("table", choices=("table", "stability")),
     "columns": Param(list(REPORT_COLUMNS)),
@@ -140,11 +141,18 @@ SEED = Param(type=int, at_least=0)
 MILESTONE = Param(type=int, above=0)
 
 
-def training_config(values: dict, where: str = "training") -> dict:
+def unregistered(schema: dict[str, Param]) -> dict[str, Param]:
+    """The schema without the choices that come from registries (methods, models, datasets,
+    schedules), whose import costs torch: what a report checks a manifest with."""
+    return {name: replace(p, choices=None) if callable(p.choices) else p for name, p in schema.items()}
+
+
+def training_config(values: dict, where: str = "training", registries: bool = True) -> dict:
     """A training configuration from the values given, checked, with every default filled
     in (the manifest, the tests and the benchmarks all build theirs here)."""
-    training = resolve(TRAINING, values, where)
-    training["lr_schedule"] = resolve(LR_SCHEDULE, training["lr_schedule"], f"{where}.lr_schedule")
+    schema, schedule = (TRAINING, LR_SCHEDULE) if registries else (unregistered(TRAINING), unregistered(LR_SCHEDULE))
+    training = resolve(schema, values, where)
+    training["lr_schedule"] = resolve(schedule, training["lr_schedule"], f"{where}.lr_schedule")
     for i, milestone in enumerate(training["lr_schedule"]["milestones"]):
         MILESTONE.check(milestone, f"{where}.lr_schedule.milestones[{i}]")
     return training
@@ -212,11 +220,14 @@ class Manifest:
     report: dict
     claims: list[dict]
     slurm: dict
+    complete: bool = True  # False when loaded without the registries: rows hold only label and method
 
     def expand(self) -> list[RunSpec]:
         """Every run of every row; the dense parents are reachable through ``parent``. What a
         method rejects while planning (a budget that does not fit) is a ConfigError naming
         the row and the key."""
+        if not self.complete:
+            raise RuntimeError("a manifest loaded without the registries cannot be expanded")
         check = Checker(self.path, "" if self.profile == "base" else f"profiles.{self.profile}: ")
         return [spec for i, row in enumerate(self.rows) for spec in expand_row(self, row, check, f"rows[{i}]")]
 
@@ -355,10 +366,13 @@ def fixed_by_profile(raw: dict, override: dict) -> dict:
 
 # --- validation ------------------------------------------------------------------------------
 
-def validate(raw: dict, check: Checker, target: str, profile: str) -> Manifest:
+def validate(raw: dict, check: Checker, target: str, profile: str, registries: bool = True) -> Manifest:
+    """The checked manifest. Without ``registries``, names of methods, models, datasets and
+    schedules are not looked up and rows are checked for their label and method only, so
+    neither the methods nor torch are imported: what a report of stored runs needs."""
     top = check.table("", raw, TOP)
     with check.placed():
-        training = training_config(top["training"])
+        training = training_config(top["training"], registries=registries)
 
     goals = top["goal_sparsities"]
     if not goals:
@@ -375,16 +389,17 @@ def validate(raw: dict, check: Checker, target: str, profile: str) -> Manifest:
     for i, raw_row in enumerate(top["rows"]):
         if not isinstance(raw_row, dict):
             check.fail(f"rows[{i}]", "must be a table ([[rows]])")
-        rows.append(validate_row(raw_row, check, f"rows[{i}]", top["params"]))
+        if registries:
+            rows.append(validate_row(raw_row, check, f"rows[{i}]", top["params"]))
+        else:
+            row = check.table(f"rows[{i}]", raw_row, unregistered(ROW))
+            rows.append(Row(row["label"], row["method"], {}, [], None))
         if rows[-1].label in labels:
             check.fail(f"rows[{i}].label", f"duplicate label {rows[-1].label!r}")
         labels.add(rows[-1].label)
-    methods = _methods()
-    for name in top["params"]:
-        if not any(name in methods[row.method].params for row in rows):
-            known = {n for row in rows for n in methods[row.method].params}
-            check.fail(f"params.{name}", f"not a parameter of any row's method; {closest(name, known)}")
-    check_size(rows, goals, seeds, check)
+    if registries:
+        check_shared_params(top["params"], rows, check)
+        check_size(rows, goals, seeds, check)
 
     report = check.table("report", top["report"], REPORT)
     for i, column in enumerate(report["columns"]):
@@ -405,7 +420,17 @@ def validate(raw: dict, check: Checker, target: str, profile: str) -> Manifest:
         if not isinstance(value, dict):
             check.fail(f"profiles.{name}", "must be a table")
     return Manifest(check.path, target, profile, tuple(top["profiles"]), top["title"], top["source"],
-                    top["description"], training, top["params"], goals, seeds, rows, report, claims, slurm)
+                    top["description"], training, top["params"], goals, seeds, rows, report, claims, slurm,
+                    complete=registries)
+
+
+def check_shared_params(shared: dict, rows: list[Row], check: Checker) -> None:
+    """Every top-level parameter belongs to some row's method."""
+    methods = _methods()
+    for name in shared:
+        if not any(name in methods[row.method].params for row in rows):
+            known = {n for row in rows for n in methods[row.method].params}
+            check.fail(f"params.{name}", f"not a parameter of any row's method; {closest(name, known)}")
 
 
 def check_size(rows: list[Row], goals: list, seeds: list, check: Checker) -> None:
@@ -497,12 +522,13 @@ def read_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     return merge(read_raw(parent, (*seen, path)), raw)
 
 
-def load(target: str, profile: str | None = None) -> Manifest:
-    """Load, apply ``profile`` (default: the manifest's default profile) and validate."""
+def load(target: str, profile: str | None = None, registries: bool = True) -> Manifest:
+    """Load, apply ``profile`` (default: the manifest's default profile) and validate
+    (``registries=False``: without importing methods, models and torch; see ``validate``)."""
     path = manifest_path(target)
     raw = read_raw(path)
     name = Path(target).stem
-    base = validate(raw, Checker(path), name, "base")
+    base = validate(raw, Checker(path), name, "base", registries)
     profile = profile or raw.get("default_profile", DEFAULT_PROFILE)
     if profile == "base":
         return base
@@ -517,7 +543,7 @@ def load(target: str, profile: str | None = None) -> Manifest:
                               key=f"profiles.{profile}.rows.{label}")
     merged = merge(fixed_by_profile({k: v for k, v in raw.items() if k != "profiles"}, override), override)
     merged["profiles"] = raw["profiles"]
-    return validate(merged, Checker(path, prefix=f"profiles.{profile}: "), name, profile)
+    return validate(merged, Checker(path, prefix=f"profiles.{profile}: "), name, profile, registries)
 
 
 def load_all_profiles(target: str) -> list[Manifest]:

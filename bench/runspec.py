@@ -65,3 +65,17 @@ class RunSpec:
     def stage(self) -> int:
         """0 for runs that need no other run, 1 + the parent's stage otherwise."""
         return 0 if self.parent is None else 1 + self.parent.stage
+
+
+def with_parents(specs: list[RunSpec]) -> list[RunSpec]:
+    """The specs and all their ancestors, each once, parents first."""
+    seen: dict[str, RunSpec] = {}
+
+    def visit(spec: RunSpec):
+        if spec.parent is not None:
+            visit(spec.parent)
+        seen.setdefault(spec.run_id, spec)
+
+    for spec in specs:
+        visit(spec)
+    return list(seen.values())

@@ -19,7 +19,6 @@ from pathlib import Path
 import pandas as pd
 import pyarrow
 import pyarrow.parquet as pq
-import torch
 
 from .runspec import RunSpec
 
@@ -99,6 +98,15 @@ class RunStore:
         path = self.run_dir(run_id) / FAILED
         return json.loads(path.read_text()) if path.is_file() else None
 
+    def failures(self, run_ids) -> dict[str, str]:
+        """run_id -> error of every one of the runs that failed or never finished."""
+        out = {}
+        for run_id in dict.fromkeys(run_ids):
+            if not self.is_done(run_id):
+                failure = self.failure(run_id)
+                out[run_id] = failure["error"] if failure else "not run"
+        return out
+
     def _publish(self, spec: RunSpec, write) -> Path:
         """Write a run directory aside with ``write(tmp_dir)``, then rename it into place."""
         self.runs.mkdir(parents=True, exist_ok=True)
@@ -117,6 +125,8 @@ class RunStore:
         return final
 
     def write_run(self, spec: RunSpec, record: dict, history: list[dict], state_dict: dict, log: str) -> Path:
+        import torch  # here, so that reading records never imports torch
+
         def write(tmp: Path):
             pd.DataFrame(history).to_parquet(tmp / HISTORY)
             torch.save({"state_dict": state_dict}, tmp / MODEL)
@@ -133,6 +143,8 @@ class RunStore:
 
     def load_parent(self, run_id: str) -> tuple[dict, dict]:
         """(state dict, record) of a finished run."""
+        import torch
+
         state = torch.load(self.run_dir(run_id) / MODEL, map_location="cpu", weights_only=True)["state_dict"]
         return state, self.read_record(run_id)
 

@@ -259,3 +259,35 @@ def test_alive_sees_a_killed_process_as_gone_before_and_after_it_is_reaped():
     assert Path(f"/proc/{child.pid}").exists()  # still a zombie, not reaped: alive() saw through it
     child.wait()
     assert not bench.execute.alive(child.pid)
+
+
+REPORT_IMPORTS = """
+import sys
+from bench.cli import main
+code = main(["report", *sys.argv[1:]])
+print("imported:", sorted(name for name in ("torch", "methods", "models") if name in sys.modules))
+sys.exit(code)
+"""
+
+
+def test_a_report_of_stored_runs_imports_neither_torch_nor_methods_nor_models(dirs, write_manifest):
+    results, reports, where = dirs
+    path = write_manifest()
+    assert main(["run", str(path), "--profile", "base", "--executor", "inline", "--quiet", "--no-report", *where]) == 0
+
+    def report():
+        return subprocess.run([sys.executable, "-c", REPORT_IMPORTS, str(path), "--profile", "base", "--results",
+                               str(results), "--reports", str(reports)], capture_output=True, text=True, timeout=120)
+
+    stored = report()
+    assert stored.returncode == 0, stored.stderr
+    assert "imported: []" in stored.stdout
+    table = (reports / "small" / "base" / "table.tex").read_text()
+    assert "IMP" in table and "Dense" in table
+
+    # An edited manifest no longer matches the stored run list: the report expands it afresh.
+    path.write_text(path.read_text().replace('"test table"', '"edited table"'))
+    edited = report()
+    assert edited.returncode == 0 and "imported: ['methods', 'models', 'torch']" in edited.stdout, edited.stderr
+    assert "edited table" in (reports / "small" / "base" / "table.tex").read_text()
+    assert "imported: []" in report().stdout  # and stores the new list

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from bench.cli import main
-from bench.execute import with_parents
+from bench.runspec import with_parents
 from bench.manifest import load
 from bench.store import RunStore
 from bench.synthetic import synthetic_record

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bench.execute import with_parents
+from bench.runspec import with_parents
 from bench.manifest import load
 from bench.store import RunStore
 

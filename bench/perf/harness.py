@@ -17,7 +17,8 @@ import pandas as pd
 import torch
 
 from ..data import default_data_root
-from ..execute import default_jobs, with_parents
+from ..execute import default_jobs
+from ..runspec import with_parents
 from ..manifest import load
 from ..train import train_run
 from .timing import Figure, figure, seconds

@@ -13,22 +13,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from methods import METHODS
-from methods.pruning_stable.stable import PruningStable
-
-from ..execute import failures
 from ..manifest import Manifest, load
-from ..runspec import RunSpec
+from ..runlist import RunList
 from ..store import RunStore
 from . import render_pareto, render_stability, render_table, select_cells, write_selection
 from .paper import evaluate_claims, paper_vs_ours, reference_table, render_paper_vs_ours
 
 
-def labelled_records(specs: list[RunSpec], store: RunStore) -> tuple[pd.DataFrame, dict[str, str]]:
+def labelled_records(runs: RunList, store: RunStore) -> tuple[pd.DataFrame, dict[str, str]]:
     """The records of the runs, each under the label of the row that uses it (a run shared
     by two rows appears once per row), and the unreadable records."""
-    records, broken = store.collect(spec.run_id for spec in specs)
-    uses = pd.DataFrame({"run_id": [s.run_id for s in specs], "label": [s.label for s in specs]}).drop_duplicates()
+    records, broken = store.collect(run_id for run_id, _ in runs.runs)
+    uses = pd.DataFrame(runs.runs, columns=["run_id", "label"]).drop_duplicates()
     if records.empty:
         return records, broken
     records = records.assign(retrain_gain=records["accuracy_after_retrain"] - records["accuracy_after_prune"])
@@ -41,46 +37,55 @@ def profile_text(manifest: Manifest) -> str:
             f"batch size {t['batch_size']}, {len(manifest.seeds)} seeds.")
 
 
-def caption(manifest: Manifest) -> str:
+def labels_where(records: pd.DataFrame, flag: str) -> list[str]:
+    """The row labels whose records carry ``flag`` (a column the run wrote, e.g. pruning_stable)."""
+    if flag not in records:
+        return []
+    return sorted(records.loc[records[flag].astype(bool), "label"].unique())
+
+
+def caption(manifest: Manifest, learned: list[str]) -> str:
     second = ("Images/s is the training throughput" if manifest.report["time_column"] == "throughput"
               else "Time is the training wall time relative to the dense model")
+    landing = (f"Methods whose sparsity is learned ({', '.join(learned)}) land in a column when the mean final "
+               "sparsity of a configuration is within 0.25 points of the goal; " if learned else "")
     return (f"{manifest.title} ({manifest.source}). {profile_text(manifest)} "
             "Per method and goal sparsity, the configuration with the highest mean validation accuracy is "
             "shown with its test accuracy (%), theoretical speedup and sparsity (%), mean \u00b1 std over seeds. "
-            "Methods whose sparsity is learned (STR, CS, DST) land in a column when the mean final sparsity "
-            "of a configuration is within 0.25 points of the goal; "
-            f"{second}; the {manifest.report['bold']} best accuracies per column are bold; a dash means no "
+            f"{landing}{second}; the {manifest.report['bold']} best accuracies per column are bold; a dash means no "
             "configuration reached that column.")
 
 
-def render_report(manifest: Manifest, store: RunStore, reports: Path) -> Path:
+def render_report(manifest: Manifest, runs: RunList, store: RunStore, reports: Path) -> Path:
+    """Render the report of ``manifest`` (loaded with or without its registries) from the
+    stored records of ``runs``; reads records and the manifest, never training code."""
     out = Path(reports) / manifest.target / manifest.profile
     out.mkdir(parents=True, exist_ok=True)
-    specs = manifest.expand()
-    records, broken = labelled_records(specs, store)
+    records, broken = labelled_records(runs, store)
     labels = [row.label for row in manifest.rows]
     report = manifest.report
     with tempfile.TemporaryDirectory(dir=out, prefix=".render-") as tmp:
         staging = Path(tmp)
-        missing = failures(specs, store) | broken
+        missing = store.failures(runs.needed) | broken
         pd.DataFrame({"run_id": list(missing), "reason": list(missing.values())}).to_csv(
             staging / "failures.csv", index=False)
         if not records.empty:
             cells = select_cells(records, manifest.goal_sparsities, report["select_by"])
             write_selection(cells, staging)
             if report["kind"] == "stability":
-                stable = [row.label for row in manifest.rows if issubclass(METHODS[row.method], PruningStable)]
+                stable = [label for label in labels if label in labels_where(records, "pruning_stable")]
                 render_stability(cells, labels=stable, out_dir=staging, title=f"{manifest.title} ({manifest.profile})")
             else:
                 render_table(cells, labels=labels, goals=manifest.goal_sparsities, bold=report["bold"],
-                             caption=caption(manifest), out_dir=staging, columns=report["columns"],
+                             caption=caption(manifest, labels_where(records, "learns_sparsity")), out_dir=staging,
+                             columns=report["columns"],
                              time_column=report["time_column"])
                 render_pareto(cells, labels=labels, out_dir=staging, title=manifest.title)
             if report["reference"]:
                 comparison = paper_vs_ours(cells, reference_table(report["reference"]), labels,
                                            manifest.goal_sparsities)
                 claims = evaluate_claims(cells, manifest.claims, manifest.goal_sparsities)
-                paper = load(str(manifest.path), "base").training
+                paper = load(str(manifest.path), "base", registries=False).training
                 render_paper_vs_ours(comparison, claims, out_dir=staging, caption=(
                     f"{manifest.source}: the paper's numbers beside ours. Paper: {paper['model']} on "
                     f"{paper['dataset']}, {paper['epochs']} epochs. Ours: {profile_text(manifest)} "

@@ -1,0 +1,105 @@
+"""The runs a target's profile expands to, kept beside the results, so that rendering a
+report from stored runs imports neither the methods nor torch.
+
+Expanding a manifest needs every method's hyperparameters and defaults, and so the
+``methods`` package and torch (seconds). Whoever expands a manifest (``run``, ``validate``,
+or a ``report`` that finds no list) writes ``results/runlists/<target>/<profile>.json``: the
+(run id, row label) of every run and the ids of the parents they need, under a fingerprint
+of all it was computed from: the manifest's text (with what it extends), the profile, and
+the source files of the code that expands it (``bench/manifest.py``, ``bench/runspec.py``,
+``schema/``, ``methods/``). A list whose fingerprint no longer matches is ignored and
+written anew; with ``$PRUNEBENCH_PLUGINS`` set, lists are neither read nor written.
+"""
+
+import hashlib
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .manifest import Manifest, load, read_raw
+from .runspec import RunSpec, canonical_json, with_parents
+
+CODE = ("bench/manifest.py", "bench/runspec.py", "bench/runlist.py")
+PACKAGES = ("schema", "methods")
+
+
+@dataclass(frozen=True)
+class RunList:
+    """``runs``: (run id, row label) of every run of the rows; ``needed``: every run id the
+    grid needs, parents included."""
+
+    runs: list[tuple[str, str]]
+    needed: list[str]
+
+    @classmethod
+    def of(cls, specs: list[RunSpec]) -> "RunList":
+        return cls([(spec.run_id, spec.label) for spec in specs], [spec.run_id for spec in with_parents(specs)])
+
+
+def _sources() -> list[Path]:
+    root = Path(__file__).parent.parent
+    files = [root / name for name in CODE]
+    for package in PACKAGES:  # found without importing them
+        for location in importlib.util.find_spec(package).submodule_search_locations:
+            files += sorted(Path(location).rglob("*.py"))
+    return files
+
+
+def fingerprint(raw: dict, profile: str) -> str:
+    """What the expansion of ``raw`` under ``profile`` depends on, hashed."""
+    digest = hashlib.sha256(canonical_json({"manifest": raw, "profile": profile}).encode())
+    for path in _sources():
+        digest.update(path.as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _path(results: Path, target: str, profile: str) -> Path:
+    return Path(results) / "runlists" / target / f"{profile}.json"
+
+
+def _usable() -> bool:
+    return not os.environ.get("PRUNEBENCH_PLUGINS")
+
+
+def read(results: Path, target: str, profile: str, key: str) -> RunList | None:
+    """The stored list if it was computed from exactly this manifest and code, else None."""
+    path = _path(results, target, profile)
+    if not _usable() or not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if stored.get("fingerprint") != key:
+        return None
+    return RunList([tuple(run) for run in stored["runs"]], stored["needed"])
+
+
+def write(results: Path, target: str, profile: str, key: str, runs: RunList) -> None:
+    """Store the list (written aside and moved into place)."""
+    if not _usable():
+        return
+    path = _path(results, target, profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps({"fingerprint": key, "runs": runs.runs, "needed": runs.needed}))
+    os.replace(tmp, path)
+
+
+def remember(manifest: Manifest, specs: list[RunSpec], results: Path) -> RunList:
+    """The list of ``specs``, the expansion of ``manifest``, stored for later reports."""
+    runs = RunList.of(specs)
+    write(results, manifest.target, manifest.profile, fingerprint(read_raw(manifest.path), manifest.profile), runs)
+    return runs
+
+
+def runs_for(manifest: Manifest, results: Path) -> RunList:
+    """The runs of ``manifest`` (loaded with or without its registries): the stored list when
+    it is current, else the manifest expanded afresh (importing the methods) and stored."""
+    stored = read(results, manifest.target, manifest.profile, fingerprint(read_raw(manifest.path), manifest.profile))
+    if stored is not None:
+        return stored
+    complete = manifest if manifest.complete else load(str(manifest.path), manifest.profile)
+    return remember(complete, complete.expand(), results)
