@@ -253,8 +253,9 @@ def expand_row(manifest: Manifest, row: Row, check: Checker, key: str) -> list[R
                 check.fail(f"{key}.{'grid' if error.key in point else 'params'}.{error.key}",
                            f"{error.message} (method {row.method!r}{at}, goal sparsity {goal})")
             for seed in manifest.seeds:
-                parent = RunSpec("dense", seed, training) if method.prunes_after_training else None
-                specs.append(RunSpec(row.method, seed, training, hp, goal, parent, row.label))
+                parent = RunSpec("dense", seed, training, revision=_methods()["dense"].revision) \
+                    if method.prunes_after_training else None
+                specs.append(RunSpec(row.method, seed, training, hp, goal, parent, row.label, method.revision))
     return specs
 
 
@@ -529,7 +530,7 @@ def load(target: str, profile: str | None = None, registries: bool = True) -> Ma
     raw = read_raw(path)
     name = Path(target).stem
     base = validate(raw, Checker(path), name, "base", registries)
-    profile = profile or raw.get("default_profile", DEFAULT_PROFILE)
+    profile = profile or raw.get("default_profile", DEFAULT_PROFILE if base.profiles else "base")
     if profile == "base":
         return base
     if profile not in base.profiles:

@@ -1,7 +1,9 @@
 """Fully resolved run specifications and their identity.
 
 A run's id is a short sha256 of the canonical JSON of what changes its numbers: method,
-hyperparameters, training configuration, goal sparsity, seed and the parent's id. Keys are
+hyperparameters, training configuration, goal sparsity, seed, the parent's id, and the
+method's revision (raised when a method's code changes what its runs compute, so that runs
+of the earlier code are not taken for current ones). Keys are
 sorted, so the manifest's key order does not matter; keys whose value is None are left
 out, so a setting added later with a None default keeps every existing id. The row label
 is presentation only and not part of the id.
@@ -35,6 +37,7 @@ class RunSpec:
     goal_sparsity: float | None = None
     parent: "RunSpec | None" = None
     label: str = field(default="", compare=False)
+    revision: int = 0
 
     def identity(self) -> dict:
         return _without_none({
@@ -45,6 +48,7 @@ class RunSpec:
             "hp": self.hp,
             "goal_sparsity": self.goal_sparsity,
             "parent": self.parent.run_id if self.parent else None,
+            "revision": self.revision or None,
         })
 
     @cached_property

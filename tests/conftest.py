@@ -104,7 +104,7 @@ def tiny_spec(method: str, hp: dict | None = None, goal: float | None = 0.9, epo
     from bench.runspec import RunSpec
 
     built = make_method(method, hp, goal, epochs=epochs, **training)
-    return RunSpec(method, seed, built.training, built.hp, built.goal_sparsity)
+    return RunSpec(method, seed, built.training, built.hp, built.goal_sparsity, revision=built.revision)
 
 
 @pytest.fixture

@@ -42,8 +42,13 @@ def test_run_id_changes_with_everything_that_changes_the_numbers():
         spec(training={**TRAINING, "lr_schedule": {"kind": "stepped", "milestones": [15, 27]}}).run_id,
         spec(method="dense").run_id,
         spec(parent=RunSpec("dense", 0, {**TRAINING, "weight_decay": 1e-4})).run_id,
+        spec(revision=1).run_id,
     }
-    assert len(ids) == 8
+    assert len(ids) == 9
+
+
+def test_revision_zero_keeps_the_ids_of_runs_made_before_revisions_existed():
+    assert "revision" not in spec().identity() and spec(revision=0).run_id == spec().run_id
 
 
 def test_parent_and_hp_columns():

@@ -57,6 +57,9 @@ class Method:
     prunes_after_training: ClassVar[bool] = False  # starts from the dense run of its seed and config
     pruning_stable: ClassVar[bool] = False  # sparsifies while training, then a hard prune and FT
     learns_sparsity: ClassVar[bool] = False  # its final sparsity follows from hyperparameters, not a goal
+    # Raise it when a change of the code changes what the method's runs compute: it is part of
+    # the run id (from 1 on), so stored runs of the earlier code are run again, not reused.
+    revision: ClassVar[int] = 0
     # Report the better (by validation accuracy) of the model right after the last pruning
     # step and the model at the end of training, as Back to Basics does for pruning-stable methods.
     better_of_pruned_and_retrained: ClassVar[bool] = False
