@@ -233,7 +233,7 @@ class Manifest:
 
 
 def expand_row(manifest: Manifest, row: Row, check: Checker, key: str) -> list[RunSpec]:
-    method = _methods()[row.method]
+    method, dense = _methods()[row.method], _methods()["dense"]
     shared = {name: value for name, value in manifest.params.items() if name in method.params}
     specs = []
     for point in row.points():
@@ -241,22 +241,27 @@ def expand_row(manifest: Manifest, row: Row, check: Checker, key: str) -> list[R
         training = {**manifest.training, **{k: v for k, v in settings.items() if k in TRAINING_AXES}}
         with check.placed(f"{key}."):
             hp = method.resolve({k: v for k, v in settings.items() if k in method.params})
-        goals = manifest.goal_sparsities if method.takes_goal else [None]
-        for goal in goals:
+        for goal in manifest.goal_sparsities if method.takes_goal else [None]:
             scope = {**training, **hp, "goal_sparsity": goal}
             if row.constraint and not evaluate_constraint(row.constraint, scope, check, f"{key}.constraint"):
                 continue
-            try:
-                method(hp, training, goal).phases()
-            except ConfigError as error:
-                at = "".join(f", {k}={v}" for k, v in point.items())
-                check.fail(f"{key}.{'grid' if error.key in point else 'params'}.{error.key}",
-                           f"{error.message} (method {row.method!r}{at}, goal sparsity {goal})")
+            check_plan(method(hp, training, goal), point, check, key)
             for seed in manifest.seeds:
-                parent = RunSpec("dense", seed, training, revision=_methods()["dense"].revision) \
-                    if method.prunes_after_training else None
+                parent = RunSpec("dense", seed, training, revision=dense.revision) if method.prunes_after_training \
+                    else None
                 specs.append(RunSpec(row.method, seed, training, hp, goal, parent, row.label, method.revision))
     return specs
+
+
+def check_plan(method, point: dict, check: Checker, key: str) -> None:
+    """Plan the method's phases; what it rejects (a budget that does not fit) is a
+    ConfigError at the row's key, with the grid point."""
+    try:
+        method.phases()
+    except ConfigError as error:
+        at = "".join(f", {k}={v}" for k, v in point.items())
+        check.fail(f"{key}.{'grid' if error.key in point else 'params'}.{error.key}",
+                   f"{error.message} (method {method.name!r}{at}, goal sparsity {method.goal_sparsity})")
 
 
 # --- constraints: arithmetic and comparisons on a grid point, evaluated in bounded time ----
