@@ -7,6 +7,8 @@ once; a test keeps the columns equal to those of a real record.
 import math
 import random
 
+from methods import METHODS
+
 from .runspec import SCHEMA_VERSION, RunSpec
 
 
@@ -20,6 +22,8 @@ def synthetic_record(spec: RunSpec, rng: random.Random) -> dict:
         "run_id": spec.run_id,
         "parent_run_id": spec.parent.run_id if spec.parent else None,
         "method": spec.method,
+        "pruning_stable": METHODS[spec.method].pruning_stable,
+        "learns_sparsity": METHODS[spec.method].learns_sparsity,
         "label": spec.label,
         "seed": spec.seed,
         "goal_sparsity": spec.goal_sparsity if spec.goal_sparsity is not None else math.nan,

@@ -1,19 +1,27 @@
 """The one training loop. Every method plugs in through the hooks of ``methods.core.base.Method``.
 
-``train_run`` executes one RunSpec: it builds the model (loading the dense parent when the
-method prunes after training), walks the method's phases (a phase may open with a pruning
-step, around which test accuracy is measured), and returns the record, the per-epoch
-history and the final state dict. A loss that becomes NaN or infinite stops the run and
-marks it ``diverged``. Given a checkpoint path, it writes a checkpoint at the end of every
-epoch (model, method state, optimizer, RNG states, progress) and resumes from it, so a
-preempted run continues where it stopped and ends with the record it would have had.
+``train_run`` executes one RunSpec in a few steps: ``build_run`` (seeding, the method, the
+model, loaded from the dense parent when the method prunes after training), ``resume``
+from a checkpoint if there is one, ``run_phases`` (each phase opens in ``enter_phase``,
+perhaps with a pruning step around which test accuracy is measured, and trains epoch by
+epoch in ``run_epoch``), a last evaluation and ``make_record``. It returns the record, the
+per-epoch history and the final state dict. A loss that becomes NaN or infinite stops the
+run and marks it ``diverged``.
+
+Given a checkpoint path, the run writes a checkpoint at the end of every epoch: its run id,
+the model's state dict, the method's ``state_dict()``, the optimizer, scaler, generator and
+RNG states and its ``Progress``, all tensors and plain values, read back with
+``weights_only=True``. A preempted run resumes from it and ends with the record and weights
+it would have had; a checkpoint of another run, or one that does not read, is passed over
+and the run starts afresh.
 """
 
 import math
 import os
+import pickle
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,8 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods import METHODS
-from methods.core.base import Method
+from methods.core.base import Method, Phase
 from methods.core.masks import PruneEvent, mask_of
+from methods.core.schedules import Schedule
 from models import build_model
 
 from .data import Dataset, load_dataset
@@ -57,15 +66,27 @@ class Progress:
     status: str = "ok"
     history: list = field(default_factory=list)
 
+    @classmethod
+    def from_plain(cls, values: dict) -> "Progress":
+        """The inverse of ``dataclasses.asdict``."""
+        event = PruneEvent(**values["event"]) if values["event"] else None
+        return cls(**{**values, "event": event})
 
-def save_checkpoint(path: Path, model, method, optimizer, scaler, generator, progress: Progress) -> None:
-    """Write the checkpoint aside and move it into place (a crash never leaves half of one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    state = {key: value for key, value in vars(method).items() if key != "phase"}
-    torch.save({"model": model, "method": state, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                "generator": generator.get_state(), "rng": torch.get_rng_state(), "progress": progress}, tmp)
-    os.replace(tmp, path)
+
+@dataclass
+class Run:
+    """A run under way: what it trains and where it stands."""
+
+    spec: RunSpec
+    data: Dataset
+    device: torch.device
+    method: Method
+    model: nn.Module
+    generator: torch.Generator
+    scaler: torch.amp.GradScaler
+    progress: Progress = field(default_factory=Progress)
+    optimizer: torch.optim.Optimizer | None = None  # of the phase under way
+    schedule: Schedule | None = None
 
 
 @lru_cache(maxsize=1)
@@ -89,11 +110,15 @@ def cached_dataset(name: str, data_root: str, val_fraction: float, split_seed: i
 
 
 def load_state(model: nn.Module, state_dict: dict) -> None:
-    """Load a state dict, creating the mask buffers it carries first."""
-    modules = dict(model.named_modules())
-    for key in state_dict:
-        if key.endswith(".weight_mask"):
-            mask_of(modules[key.rsplit(".", 1)[0]])
+    """Load a state dict, first giving the model its structure: the mask buffers it carries
+    are created, and the parameters it lacks (learned tensors that a final prune removed)
+    are removed."""
+    for name, module in model.named_modules():
+        prefix = f"{name}." if name else ""
+        if f"{prefix}weight_mask" in state_dict:
+            mask_of(module)
+        for key in [key for key, _ in module.named_parameters(recurse=False) if prefix + key not in state_dict]:
+            delattr(module, key)
     model.load_state_dict(state_dict)
 
 
@@ -133,107 +158,151 @@ def train_step(method, model, inputs, targets, optimizer, scaler) -> tuple[torch
     return loss, outputs
 
 
-def train_epoch(method, model, data, optimizer, schedule, epoch, generator, device, scaler) -> tuple[float, float, int]:
-    """One epoch with the LR set per iteration; returns (mean loss, accuracy, samples)."""
-    training = method.training
-    steps = math.ceil(data.train_size / training["batch_size"])
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
+def train_epoch(run: Run, epoch: int) -> tuple[float, float, int]:
+    """Epoch ``epoch`` of the phase under way, the LR set per iteration; returns (mean loss,
+    accuracy, samples)."""
+    batch_size = run.method.training["batch_size"]
+    steps = math.ceil(run.data.train_size / batch_size)
+    loss_sum = torch.zeros((), device=run.device)
+    correct = torch.zeros((), device=run.device, dtype=torch.long)
     seen = 0
-    for step, (inputs, targets) in enumerate(data.train_batches(training["batch_size"], generator, device)):
-        lr = schedule(epoch + step / steps)
-        for group in optimizer.param_groups:
+    for step, (inputs, targets) in enumerate(run.data.train_batches(batch_size, run.generator, run.device)):
+        lr = run.schedule(epoch + step / steps)
+        for group in run.optimizer.param_groups:
             group["lr"] = lr
-        loss, outputs = train_step(method, model, inputs, targets, optimizer, scaler)
+        loss, outputs = train_step(run.method, run.model, inputs, targets, run.optimizer, run.scaler)
         loss_sum += loss.detach() * len(targets)
         correct += (outputs.detach().argmax(1) == targets).sum()
         seen += len(targets)
     return loss_sum.item() / seen, correct.item() / seen, seen
 
 
-def fresh_model(method: Method, data: Dataset, device, parent: tuple[dict, dict] | None = None) -> nn.Module:
-    """The run's model before its first step: built, loaded from the parent, set up by the method."""
-    training = method.training
+def build_run(spec: RunSpec, data: Dataset, device: torch.device, parent: tuple[dict, dict] | None = None) -> Run:
+    """The run before its first step: seeded, its method made, its model built, loaded from
+    the parent's state dict and set up by the method."""
+    training = spec.training
+    torch.manual_seed(spec.seed)
+    method = METHODS[spec.method](spec.hp, training, spec.goal_sparsity)
+    generator = torch.Generator().manual_seed(spec.seed)
+    scaler = torch.amp.GradScaler(device.type, enabled=training["amp"] and device.type == "cuda")
     model = build_model(training["model"], data.num_classes, data.in_channels).to(device)
     if parent is not None:
         load_state(model, parent[0])
     method.setup(model, math.ceil(data.train_size / training["batch_size"]))
-    return model
+    return Run(spec, data, device, method, model, generator, scaler)
 
 
-def train_run(spec: RunSpec, data_root: str | Path, parent: tuple[dict, dict] | None = None,
-              log=print, checkpoint: Path | None = None) -> RunResult:
-    """Execute one run; ``parent`` is (state dict, record) of the dense run it starts from;
-    ``checkpoint`` is where the run saves its progress every epoch and resumes from."""
-    started = time.perf_counter()
-    training = spec.training
-    torch.set_num_threads(training["threads"])
-    torch.manual_seed(spec.seed)
-    device = select_device()
-    data = cached_dataset(training["dataset"], str(data_root), training["val_fraction"], training["split_seed"])
-    method = METHODS[spec.method](spec.hp, training, spec.goal_sparsity)
-    generator = torch.Generator().manual_seed(spec.seed)
-    scaler = torch.amp.GradScaler(device.type, enabled=training["amp"] and device.type == "cuda")
-    saved = torch.load(checkpoint, map_location=device, weights_only=False) if checkpoint and checkpoint.exists() else None
-    if saved is None:
-        model = fresh_model(method, data, device, parent)
-        progress = Progress()
-    else:
-        model, progress = saved["model"], saved["progress"]
-        vars(method).update(saved["method"])
-        generator.set_state(saved["generator"])
-        torch.set_rng_state(saved["rng"])
-        scaler.load_state_dict(saved["scaler"])
-        log(f"resumed from {checkpoint}: phase {progress.phase}, epoch {progress.epoch}")
+def save_checkpoint(path: Path, run: Run) -> None:
+    """Write the run's checkpoint, plain values and tensors only, aside and move it into
+    place (a crash never leaves half of one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    torch.save({"run_id": run.spec.run_id, "model": run.model.state_dict(), "method": run.method.state_dict(),
+                "optimizer": run.optimizer.state_dict(), "scaler": run.scaler.state_dict(),
+                "generator": run.generator.get_state(), "rng": torch.get_rng_state(),
+                "progress": asdict(run.progress)}, tmp)
+    os.replace(tmp, path)
 
-    for index, phase in enumerate(method.phases()):
-        if index < progress.phase:
+
+def read_checkpoint(path: Path | None, run_id: str, log) -> dict | None:
+    """The checkpoint at ``path`` if there is one of this run. One that does not read or
+    belongs to another run is passed over, with a line in the log: the run starts afresh."""
+    if path is None or not path.exists():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        reason = (str(error).splitlines() or [""])[0]
+        log(f"checkpoint {path} does not read ({type(error).__name__}: {reason}): starting afresh")
+        return None
+    owner = saved.get("run_id") if isinstance(saved, dict) else None
+    if owner != run_id:
+        log(f"checkpoint {path} is not of run {run_id} but of {owner}: starting afresh")
+        return None
+    return saved
+
+
+def resume(run: Run, saved: dict) -> None:
+    """Put the run where the checkpoint ``saved`` left it (all but the optimizer, which is
+    made when the phase is entered)."""
+    load_state(run.model, saved["model"])
+    run.method.load_state_dict(saved["method"])
+    run.generator.set_state(saved["generator"])
+    torch.set_rng_state(saved["rng"])
+    run.scaler.load_state_dict(saved["scaler"])
+    run.progress = Progress.from_plain(saved["progress"])
+
+
+def enter_phase(run: Run, phase: Phase, log) -> None:
+    """Open ``phase``: its pruning step with the test accuracy around it (unless the run
+    resumes inside the phase), the method's ``enter``, the schedule and a fresh optimizer."""
+    method, model, progress = run.method, run.model, run.progress
+    prunes_now = phase.prunes and progress.epoch == 0
+    if prunes_now:
+        progress.before = evaluate(method, model, run.data, "test", run.device)
+        progress.event = method.prune(model, phase.sparsity)
+    method.enter(phase)
+    if prunes_now:
+        progress.after, progress.val_after = (evaluate(method, model, run.data, split, run.device)
+                                              for split in ("test", "val"))
+        log(f"{phase.name}: pruned to {phase.sparsity}, test accuracy {progress.before:.4f} -> {progress.after:.4f}")
+    run.schedule = phase.schedule(progress.event if phase.prunes else None)
+    run.optimizer = make_optimizer(method, model)
+
+
+def run_epoch(run: Run, phase: Phase, epoch: int, log) -> None:
+    """Epoch ``epoch`` of ``phase``: training, the method's ``end_epoch``, the validation
+    accuracy and a line of history; a loss that is not finite marks the run diverged."""
+    progress = run.progress
+    start = time.perf_counter()
+    loss, accuracy, seen = train_epoch(run, epoch)
+    run.method.end_epoch(run.model, progress.epochs_done)
+    if phase.timed:
+        progress.train_seconds += time.perf_counter() - start
+        progress.samples += seen
+    progress.epochs_done += 1
+    progress.epoch = epoch + 1
+    val = evaluate(run.method, run.model, run.data, "val", run.device)
+    progress.history.append({"phase": phase.name, "epoch": progress.epochs_done, "lr": run.schedule(epoch),
+                             "train_loss": loss, "train_accuracy": accuracy, "val_accuracy": val,
+                             "seconds": progress.train_seconds})
+    log(f"{phase.name} epoch {epoch + 1}/{phase.epochs}: loss {loss:.4f} train {accuracy:.4f} val {val:.4f}")
+    if not math.isfinite(loss):
+        progress.status = "diverged"
+
+
+def run_phases(run: Run, log, checkpoint: Path | None, optimizer_state: dict | None = None) -> None:
+    """The method's phases from where the run stands to the end (or a divergence), with a
+    checkpoint after every epoch; ``optimizer_state`` is that of the phase resumed."""
+    for index, phase in enumerate(run.method.phases()):
+        if index < run.progress.phase:
             continue
-        if phase.prunes and progress.epoch == 0:
-            progress.before = evaluate(method, model, data, "test", device)
-            progress.event = method.prune(model, phase.sparsity)
-        method.enter(phase)
-        if phase.prunes and progress.epoch == 0:
-            progress.after, progress.val_after = (evaluate(method, model, data, split, device) for split in ("test", "val"))
-            log(f"{phase.name}: pruned to {phase.sparsity}, test accuracy {progress.before:.4f} -> {progress.after:.4f}")
-        schedule = phase.schedule(progress.event if phase.prunes else None)
-        optimizer = make_optimizer(method, model)
-        if saved is not None:
-            optimizer.load_state_dict(saved.pop("optimizer"))
-            saved = None
-        for epoch in range(progress.epoch, phase.epochs):
-            start = time.perf_counter()
-            loss, accuracy, seen = train_epoch(method, model, data, optimizer, schedule, epoch, generator, device,
-                                               scaler)
-            method.end_epoch(model, progress.epochs_done)
-            if phase.timed:
-                progress.train_seconds += time.perf_counter() - start
-                progress.samples += seen
-            progress.epochs_done += 1
-            progress.epoch = epoch + 1
-            val = evaluate(method, model, data, "val", device)
-            progress.history.append({"phase": phase.name, "epoch": progress.epochs_done, "lr": schedule(epoch),
-                                     "train_loss": loss, "train_accuracy": accuracy, "val_accuracy": val,
-                                     "seconds": progress.train_seconds})
-            log(f"{phase.name} epoch {epoch + 1}/{phase.epochs}: loss {loss:.4f} train {accuracy:.4f} val {val:.4f}")
-            if not math.isfinite(loss):
-                progress.status = "diverged"
-                break
+        enter_phase(run, phase, log)
+        if optimizer_state is not None:
+            run.optimizer.load_state_dict(optimizer_state)
+            optimizer_state = None
+        for epoch in range(run.progress.epoch, phase.epochs):
+            run_epoch(run, phase, epoch, log)
+            if run.progress.status == "diverged":
+                return
             if checkpoint is not None:
-                save_checkpoint(checkpoint, model, method, optimizer, scaler, generator, progress)
-        if progress.status == "diverged":
-            break
-        progress.phase, progress.epoch = index + 1, 0
+                save_checkpoint(checkpoint, run)
+        run.progress.phase, run.progress.epoch = index + 1, 0
 
-    example = next(data.eval_batches("test", 1, device))[0]
-    parent_record = parent[1] if parent is not None else {}
-    test, val = (evaluate(method, model, data, split, device) for split in ("test", "val"))
+
+def make_record(run: Run, parent_record: dict, test: float, val: float, started: float) -> dict:
+    """The run's record: its configuration, what its method is, its accuracies (final and
+    around the last prune), sparsity, cost and provenance."""
+    spec, method, progress, training = run.spec, run.method, run.progress, run.spec.training
+    example = next(run.data.eval_batches("test", 1, run.device))[0]
     before, after, val_after = progress.before, progress.after, progress.val_after
     report_pruned = method.better_of_pruned_and_retrained and val_after > val
-    record = {
+    return {
         "run_id": spec.run_id,
         "parent_run_id": spec.parent.run_id if spec.parent else None,
         "method": spec.method,
+        "pruning_stable": method.pruning_stable,
+        "learns_sparsity": method.learns_sparsity,
         "label": spec.label,
         "seed": spec.seed,
         "goal_sparsity": spec.goal_sparsity if spec.goal_sparsity is not None else math.nan,
@@ -249,16 +318,34 @@ def train_run(spec: RunSpec, data_root: str | Path, parent: tuple[dict, dict] | 
         "val_accuracy_after_prune": val_after,
         "accuracy_after_retrain": test,
         "pruning_stability": pruning_stability(before, after),
-        **sparsity_report(model, example),
+        **sparsity_report(run.model, example),
         "epochs": parent_record.get("epochs", 0) + progress.epochs_done,
         "train_seconds": parent_record.get("train_seconds", 0.0) + progress.train_seconds,
         "own_train_seconds": progress.train_seconds,
         "run_seconds": time.perf_counter() - started,
         "images_per_second": progress.samples / progress.train_seconds if progress.train_seconds else math.nan,
         "threads": training["threads"],
-        "device": device.type,
+        "device": run.device.type,
         "schema_version": SCHEMA_VERSION,
         "code_version": code_version(),
     }
-    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    return RunResult(record, progress.history, state)
+
+
+def train_run(spec: RunSpec, data_root: str | Path, parent: tuple[dict, dict] | None = None,
+              log=print, checkpoint: Path | None = None) -> RunResult:
+    """Execute one run; ``parent`` is (state dict, record) of the dense run it starts from;
+    ``checkpoint`` is where the run saves its progress every epoch and resumes from."""
+    started = time.perf_counter()
+    training = spec.training
+    torch.set_num_threads(training["threads"])
+    data = cached_dataset(training["dataset"], str(data_root), training["val_fraction"], training["split_seed"])
+    run = build_run(spec, data, select_device(), parent)
+    saved = read_checkpoint(checkpoint, spec.run_id, log)
+    if saved is not None:
+        resume(run, saved)
+        log(f"resumed from {checkpoint}: phase {run.progress.phase}, epoch {run.progress.epoch}")
+    run_phases(run, log, checkpoint, saved["optimizer"] if saved else None)
+    test, val = (evaluate(run.method, run.model, data, split, run.device) for split in ("test", "val"))
+    record = make_record(run, parent[1] if parent is not None else {}, test, val, started)
+    state = {key: value.detach().cpu() for key, value in run.model.state_dict().items()}
+    return RunResult(record, run.progress.history, state)

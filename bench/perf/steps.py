@@ -2,9 +2,10 @@
 relative to the same dense step.
 
 A workload is one epoch of the real loop (``bench.train.train_epoch``: the method's
-forward, regularizer and hooks) in the method's first phase, after the pruning step
-that opens it. The CPU default model trains on MNIST-1D; ResNet-20 on CIFAR-shaped
-random images (32x32, crop and flip), as no CIFAR is read here.
+forward, regularizer and hooks) in the method's first phase, entered by the loop's own
+``enter_phase`` (the pruning step that opens it, the optimizer, the schedule). The CPU
+default model trains on MNIST-1D; ResNet-20 on CIFAR-shaped random images (32x32, crop
+and flip), as no CIFAR is read here.
 """
 
 import math
@@ -21,7 +22,7 @@ from ..data import InMemoryDataset, default_data_root, random_crop_flip
 from ..manifest import load
 from ..report.paper import reference_table
 from ..runspec import RunSpec
-from ..train import cached_dataset, fresh_model, make_optimizer, train_epoch
+from ..train import build_run, cached_dataset, enter_phase, train_epoch
 from .timing import Figure, figure, interleaved
 
 DEVICE = torch.device("cpu")
@@ -38,24 +39,19 @@ def cifar_like(steps: int, batch_size: int = 128) -> InMemoryDataset:
 
 
 def epoch_of(spec: RunSpec, data, modify: Callable | None = None) -> Callable[[], None]:
-    """A workload: the next epoch of ``spec``'s first phase, as the loop trains it.
-    ``modify(model)`` changes the model before its optimizer is built."""
-    torch.manual_seed(spec.seed)
-    method = METHODS[spec.method](spec.hp, spec.training, spec.goal_sparsity)
-    model = fresh_model(method, data, DEVICE)
-    phase = method.phases()[0]
-    event = method.prune(model, phase.sparsity) if phase.prunes else None
-    method.enter(phase)
+    """A workload: the next epoch of ``spec``'s first phase, entered and trained as the loop
+    does. ``modify(model)`` changes the model before the phase is entered."""
+    run = build_run(spec, data, DEVICE)
     if modify is not None:
-        modify(model)
-    optimizer, schedule = make_optimizer(method, model), phase.schedule(event)
-    generator, scaler = torch.Generator().manual_seed(spec.seed), torch.amp.GradScaler("cpu", enabled=False)
+        modify(run.model)
+    phase = run.method.phases()[0]
+    enter_phase(run, phase, log=lambda line: None)
     done = 0
 
     def epoch():
         nonlocal done
-        train_epoch(method, model, data, optimizer, schedule, done % phase.epochs, generator, DEVICE, scaler)
-        method.end_epoch(model, done)
+        train_epoch(run, done % phase.epochs)
+        run.method.end_epoch(run.model, done)
         done += 1
     return epoch
 

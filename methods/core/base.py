@@ -11,7 +11,15 @@ A method is a small class whose hooks the loop in ``bench.train`` calls at fixed
 - ``after_backward(model)`` with the gradients in place, before the optimizer step;
 - ``after_step(model, optimizer)`` after every step (by default: re-apply the masks);
 - ``end_epoch(model, epoch)`` after every epoch;
-- ``prune(model, sparsity)`` for the pruning step that opens a phase.
+- ``prune(model, sparsity)`` for the pruning step that opens a phase;
+- ``state_dict()`` at every checkpoint and ``load_state_dict(state)`` on resuming from
+  one, after ``setup`` on a freshly built model.
+
+What a method keeps from one step or epoch to the next (iteration counters, schedule
+positions) is its state: ``state_dict`` returns it as tensors and plain values (ints,
+floats, bools, strings, None, and lists and dicts of them), ``load_state_dict`` puts it
+back. What ``setup`` derives from the configuration is recomputed on resume, not saved;
+tensors on the model (masks, learned thresholds) travel with the model's state dict.
 
 Training is a sequence of phases (regular training, prune-retrain cycles, fine-tuning),
 each with its own epochs and learning-rate schedule.
@@ -110,3 +118,10 @@ class Method:
 
     def end_epoch(self, model: nn.Module, epoch: int) -> None:
         pass
+
+    def state_dict(self) -> dict:
+        """What the method keeps between steps; empty for a method that keeps nothing."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` returned."""

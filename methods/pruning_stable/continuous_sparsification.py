@@ -52,6 +52,12 @@ class CS(LearnedSparsity):
             logits = torch.full_like(module.weight, float(self.hp["s_init"]))
             module.register_parameter(self.extra, nn.Parameter(logits))
 
+    def state_dict(self) -> dict:
+        return {"iteration": self.iteration}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration = state["iteration"]
+
     @property
     def beta(self) -> float:
         return self.hp["beta_final"] ** (self.iteration / self.total_iterations)

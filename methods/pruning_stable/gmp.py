@@ -66,6 +66,12 @@ class GradualSchedule(PruningStable):
                               for k in range(1, n + 1)}
         self.iteration, self.target = 0, 0.0
 
+    def state_dict(self) -> dict:
+        return {"iteration": self.iteration, "target": self.target}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration, self.target = state["iteration"], state["target"]
+
     def next_iteration(self) -> bool:
         """Count one iteration of regular training; True when a pruning step follows it,
         ``self.target`` then being the step's sparsity."""

@@ -44,6 +44,12 @@ class LC(PruningStable):
         self.total_iterations = self.training["epochs"] * steps_per_epoch
         self.iteration = 0
 
+    def state_dict(self) -> dict:
+        return {"iteration": self.iteration}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration = state["iteration"]
+
     def decay(self, iteration: int) -> float:
         """lambda_j for the stage j of regular training that contains ``iteration``."""
         stages = self.hp["decay_steps"]
