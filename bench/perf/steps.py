@@ -90,7 +90,7 @@ def masking(quick: bool) -> list[Figure]:
     torch.set_num_threads(1)
     for name, (overrides, data) in step_cases(quick).items():
         dense = RunSpec("dense", 0, {**imp.training, **overrides, "batch_size": 128})
-        masked = RunSpec("imp", 0, dense.training, {**imp.hp, "cycles": 1}, 0.9)
+        masked = RunSpec("imp", 0, dense.training, METHODS["imp"].resolve({**imp.hp, "cycles": 1}), 0.9)
         steps = math.ceil(data.train_size / 128)
         base = epoch_of(dense, data)
         out.append(figure("1. masking", f"{name}: IMP masks at 90% / dense",
