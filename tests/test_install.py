@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import dump_toml
+from conftest import SMALL, dump_toml
 
 pytestmark = pytest.mark.slow
 
@@ -24,21 +24,8 @@ PACKAGES = ("bench", "methods", "models", "schema")
 ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PRUNEBENCH_DATA")}
 
 # Two runs of two epochs each: a dense model and IMP pruning it to 90%.
-TINY = {
-    "title": "install check",
-    "source": "tests/test_install.py",
-    "goal_sparsities": [0.9],
-    "seeds": [0],
-    "training": {
-        "model": "resnet1d", "dataset": "mnist1d", "epochs": 2, "batch_size": 128, "lr": 0.1,
-        "weight_decay": 5e-4, "lr_schedule": {"kind": "stepped", "milestones": [1], "gamma": 0.1},
-    },
-    "rows": [
-        {"label": "Dense", "method": "dense"},
-        {"label": "IMP", "method": "imp", "params": {"schedule": "slr"},
-         "grid": {"retrain_epochs": [1], "cycles": [1]}},
-    ],
-}
+TINY = {**SMALL, "title": "install check", "goal_sparsities": [0.9], "profiles": {},
+        "rows": [SMALL["rows"][0], {**SMALL["rows"][1], "grid": {"retrain_epochs": [1], "cycles": [1]}}]}
 
 # Run in the fresh venv: where the project's packages come from, and whether an editable finder is active.
 WHERE = """
