@@ -1,5 +1,8 @@
-"""Every retraining schedule against values computed by hand for T = 200, eta_1 = 0.1,
-decay by 10 after epochs 90 and 180, T_rt = 20 (warm-up: 10% of the cycle = 2 epochs)."""
+"""Every retraining schedule against values computed by hand from the formulas of the authors'
+code (ZIB-IOL/BIMP, runners/baseRunner.py, define_retrain_schedule) for T = 200, eta_1 = 0.1,
+decay by 10 after epochs 90 and 180, T_rt = 20 and 5 iterations per epoch: a cycle of
+n = 100 iterations k at t = k / 5, warm-up W = int(0.1 n) = 10 iterations (2 epochs), then
+R = 90 iterations j = k - 10; training has N = 1000 iterations and eta_T = 0.001."""
 
 import math
 
@@ -10,8 +13,8 @@ from methods.core.schedules import allr_factor, retraining_schedule, training_sc
 TRAIN = training_schedule(0.1, 200, "stepped", milestones=(90, 180), gamma=0.1)
 
 
-def sched(kind, d1=0.0):
-    return retraining_schedule(kind, TRAIN, 200, 20, d1=d1)
+def sched(kind, d1=0.0, retrain=20, steps=5, training=TRAIN, epochs=200):
+    return retraining_schedule(kind, training, epochs, retrain, d1=d1, steps_per_epoch=steps)
 
 
 @pytest.mark.parametrize("t, lr", [(0, 0.1), (89.99, 0.1), (90, 0.01), (179.5, 0.01), (180, 0.001), (199.9, 0.001)])
@@ -20,32 +23,53 @@ def test_training_schedule_steps_after_epochs_90_and_180(t, lr):
 
 
 @pytest.mark.parametrize("kind, t, lr", [
-    # FT: the last learning rate of training, constant.
-    ("ft", 0, 0.001), ("ft", 10, 0.001), ("ft", 19.9, 0.001),
-    # LRW: the last 20 epochs of training are [180, 200): all at 0.001.
-    ("lrw", 0, 0.001), ("lrw", 19.9, 0.001),
-    # SLR: warm-up 0 -> 0.1 over [0, 2); then training compressed: tau = (t - 2) * 200 / 18,
-    # so the decays land at t = 2 + 90 * 18/200 = 10.1 and t = 2 + 180 * 18/200 = 18.2.
-    ("slr", 0, 0.0), ("slr", 1, 0.05), ("slr", 2, 0.1), ("slr", 10, 0.1), ("slr", 10.09, 0.1), ("slr", 10.11, 0.01),
-    ("slr", 15, 0.01), ("slr", 18.19, 0.01), ("slr", 18.21, 0.001), ("slr", 19.9, 0.001),
-    # CLR: warm-up, then 0.1 * (1 + cos(pi * (t - 2) / 18)) / 2: 0.1 at t=2, 0.05 at t=11, ~0 at t=20.
-    ("clr", 1, 0.05), ("clr", 2, 0.1), ("clr", 11, 0.05), ("clr", 6.5, 0.1 * (1 + math.cos(math.pi / 4)) / 2),
-    # LLR: warm-up, then 0.1 * (1 - (t - 2) / 18): 0.1 at 2, 0.05 at 11, 0.025 at 15.5.
-    ("llr", 1, 0.05), ("llr", 2, 0.1), ("llr", 11, 0.05), ("llr", 15.5, 0.025),
+    # FT: eta_T, constant. LRW: training iterations 900 + k, all at 0.001.
+    ("ft", 0, 0.001), ("ft", 10, 0.001), ("ft", 19.8, 0.001), ("lrw", 0, 0.001), ("lrw", 19.8, 0.001),
+    # Warm-up, a half cosine 0.1 (1 - cos(pi k / 10)) / 2: 0 at k = 0, 0.0095492 at k = 2, 0.05 at k = 5,
+    # the peak at k = 10 (t = 2); a linear ramp would give 0.02 at k = 2.
+    ("slr", 0, 0.0), ("slr", 0.4, 0.1 * (1 - math.cos(0.2 * math.pi)) / 2), ("slr", 1, 0.05), ("slr", 2, 0.1),
+    ("clr", 0.4, 0.0095491503), ("clr", 1, 0.05), ("llr", 1, 0.05), ("llr", 1.8, 0.1 * (1 - math.cos(0.9 * math.pi)) / 2),
+    # SLR: iteration j replays training iteration floor(1000 j / 90): j = 40 -> 444 (epoch 88.8, 0.1),
+    # j = 41 -> 455 (0.01), j = 80 -> 888 (0.01), j = 81 -> 900 exactly (0.001), j = 89 -> 988.
+    ("slr", 10.0, 0.1), ("slr", 10.2, 0.01), ("slr", 18.0, 0.01), ("slr", 18.2, 0.001), ("slr", 19.8, 0.001),
+    # CLR: 0.001 + 0.099 (1 + cos(pi j / 90)) / 2: 0.1 at j = 0, 0.0505 at j = 45, 0.00103015 at j = 89.
+    ("clr", 2, 0.1), ("clr", 11, 0.0505), ("clr", 19.8, 0.0010301541),
+    # LLR: 0.1 (1 - j / 90): 0.1 at j = 0, 0.05 at j = 45, 0.1 / 90 at j = 89.
+    ("llr", 2, 0.1), ("llr", 11, 0.05), ("llr", 19.8, 0.1 / 90),
 ])
 def test_retraining_schedules_by_hand(kind, t, lr):
-    assert sched(kind)(t) == pytest.approx(lr, abs=1e-12)
+    assert sched(kind)(t) == pytest.approx(lr, abs=1e-9)
+
+
+def test_warmup_is_a_whole_number_of_iterations():
+    # T_rt = 3, 7 iterations per epoch: n = 21, W = int(2.1) = 2, R = 19. LLR at k = 1, 2, 3.
+    llr = sched("llr", retrain=3, steps=7)
+    assert [llr(1 / 7), llr(2 / 7), llr(3 / 7)] == pytest.approx([0.05, 0.1, 0.1 * (1 - 1 / 19)])
+    # n = 5 < 10: no warm-up, 0.1 (1 - k / 5) from the first iteration.
+    llr = sched("llr", retrain=1, steps=5)
+    assert [llr(0), llr(0.2), llr(0.8)] == pytest.approx([0.1, 0.08, 0.02])
+
+
+def test_eta_T_is_the_last_iteration_of_training():
+    # Linear training 0.2 (1 - i / 400) over 100 epochs of 4 iterations: eta_T = 0.2 / 400 = 0.0005.
+    linear = training_schedule(0.2, 100, "linear")
+    assert sched("ft", training=linear, epochs=100, steps=4)(3) == pytest.approx(0.0005)
+    # CLR with T_rt = 10: n = 40, W = 4, R = 36; at j = 35: 0.0005 + 0.1995 (1 + cos(35 pi / 36)) / 2.
+    clr = sched("clr", training=linear, epochs=100, retrain=10, steps=4)
+    assert clr(39 / 4) == pytest.approx(0.0005 + 0.1995 * (1 + math.cos(35 * math.pi / 36)) / 2)
+    # Whole epochs (one iteration each, the default): eta_T is the LR of the last epoch.
+    assert retraining_schedule("ft", linear, 100, 10)(0) == pytest.approx(0.002)
 
 
 def test_lrw_rewinds_into_the_original_schedule_when_the_cycle_is_long():
-    lrw = retraining_schedule("lrw", TRAIN, 200, 120)  # replays epochs [80, 200)
-    assert [lrw(t) for t in (0, 9.9, 10, 99.9, 100)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001])
+    lrw = sched("lrw", retrain=120)  # replays epochs [80, 200)
+    assert [lrw(t) for t in (0, 9.8, 10, 99.8, 100)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001])
 
 
 def test_allr_discounts_the_initial_rate_by_d():
-    # d2 = 20 / 200 = 0.1. With d1 = 0.3, d = 0.3: peak 0.03 at t = 2, 0.015 at t = 11.
+    # d2 = 20 / 200 = 0.1. With d1 = 0.3, d = 0.3: peak 0.03 at k = 10 (t = 2), 0.015 at k = 5 and j = 45.
     allr = sched("allr", d1=0.3)
-    assert [allr(1), allr(2), allr(11)] == pytest.approx([0.015, 0.03, 0.015])
+    assert [allr(1), allr(2), allr(11), allr(19.8)] == pytest.approx([0.015, 0.03, 0.015, 0.03 / 90])
     # With d1 below d2, d = d2 = 0.1: peak 0.01.
     assert sched("allr", d1=0.05)(2) == pytest.approx(0.01)
 

@@ -5,13 +5,14 @@ parameters never are. A mask is a buffer ``weight_mask`` registered on the modul
 to the weight it covers, so it travels with the state dict.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 SELECTIONS = ("global", "uniform")
+D1_VECTORS = ("all", "prunable")
 
 
 def prunable_modules(model: nn.Module) -> list[nn.Module]:
@@ -53,8 +54,9 @@ class PruneEvent:
     """What one pruning step did.
 
     ``fraction`` is the share of the previously remaining weights that was removed;
-    ``relative_change`` is ALLR's d1 = ||W - W_p|| / (||W|| * sqrt(fraction)), with W the
-    vector of all prunable weights just before the step, clipped to [0, 1].
+    ``relative_change`` is ALLR's d1 = ||W - W_p|| / (||W|| * sqrt(s)), clipped to [0, 1]:
+    by ``magnitude_prune`` with W the prunable weights just before the step and s =
+    ``fraction``, by ``prune_measuring_d1`` as its arguments say.
     """
 
     sparsity: float
@@ -111,3 +113,20 @@ def relative_change(before: torch.Tensor, after: torch.Tensor, fraction: float) 
         return 0.0
     d1 = (before - after).norm().item() / (norm * fraction**0.5)
     return min(max(d1, 0.0), 1.0)
+
+
+def parameter_vector(model: nn.Module, over: str = "all") -> torch.Tensor:
+    """The model's parameters as one vector: ``all`` of them (BatchNorm and biases
+    included) or the ``prunable`` weights."""
+    tensors = model.parameters() if over == "all" else (m.weight for m in prunable_modules(model))
+    return torch.cat([t.detach().flatten() for t in tensors])
+
+
+@torch.no_grad()
+def prune_measuring_d1(model: nn.Module, sparsity: float, selection: str, fraction: float,
+                       over: str = "all") -> PruneEvent:
+    """``magnitude_prune``, with d1 taken over the ``parameter_vector`` ``over`` and s the
+    nominal ``fraction`` of the remaining weights that the step prunes."""
+    before = parameter_vector(model, over)
+    event = magnitude_prune(model, sparsity, selection)
+    return replace(event, relative_change=relative_change(before, parameter_vector(model, over), fraction))

@@ -13,7 +13,6 @@ Schedule = Callable[[float], float]
 
 TRAINING_KINDS = ("stepped", "linear", "cosine", "constant")
 RETRAINING_KINDS = ("ft", "lrw", "slr", "clr", "llr", "allr")
-WARMUP_FRACTION = 0.1
 
 
 def training_schedule(lr: float, epochs: int, kind: str = "stepped", milestones=(), gamma: float = 0.1,
@@ -34,41 +33,49 @@ def training_schedule(lr: float, epochs: int, kind: str = "stepped", milestones=
     return lambda t: decay(t) * min(1.0, t / warmup_epochs)
 
 
-def warmed_up(peak: float, length: float, decay: Callable[[float], float]) -> Schedule:
-    """Linear warm-up from 0 to ``peak`` over the first 10% of ``length``, then
-    ``decay(u)`` with u in [0, 1) the progress through the remaining 90%."""
-    warmup = WARMUP_FRACTION * length
-
-    def schedule(t: float) -> float:
-        if t < warmup:
-            return peak * t / warmup
-        return decay((t - warmup) / (length - warmup))
-
-    return schedule
-
-
-def retraining_schedule(kind: str, training: Schedule, epochs: int, retrain_epochs: int,
-                        d1: float = 0.0) -> Schedule:
+def retraining_schedule(kind: str, training: Schedule, epochs: int, retrain_epochs: int, d1: float = 0.0,
+                        steps_per_epoch: int = 1) -> Schedule:
     """The schedule of one retraining cycle of ``retrain_epochs`` after ``epochs`` of training.
 
-    FT: the last training LR, constant. LRW: the last ``retrain_epochs`` of the training
-    schedule. SLR: the training schedule compressed into the cycle, after warm-up. CLR:
-    cosine from eta_1 to 0, after warm-up. LLR: linear from eta_1 to 0, after warm-up.
-    ALLR: LLR from d * eta_1 with d = max(d1, d2), d2 = min(T_rt / T, 1), d clipped to [0, 1].
+    The cycle has n = T_rt * steps_per_epoch iterations k, run at t = k / steps_per_epoch.
+    FT: eta_T, constant. LRW: the last T_rt epochs of the training schedule. SLR, CLR, LLR
+    and ALLR warm up from 0 to their peak P over the first W = int(0.1 n) iterations along
+    a half cosine, P (1 - cos(pi k / W)) / 2; then, at iteration j = k - W of R = n - W:
+    SLR (P = eta_1) the LR of training iteration floor(j N / R) of its N; CLR (P = eta_1)
+    eta_T + (eta_1 - eta_T) (1 + cos(pi j / R)) / 2; LLR (P = eta_1) P (1 - j / R); ALLR the
+    same with P = d eta_1, d = max(d1, d2), d2 = min(T_rt / T, 1), clipped to [0, 1].
+
+    eta_1 is the first LR of training, eta_T its last (that of its last iteration: after
+    warm-up, the smallest). Where the papers are silent, the authors' code decides, since it
+    produced the published numbers: they say only "a short warm-up phase" and name only
+    CLR's start, the rest is ZIB-IOL/BIMP's runners/baseRunner.py, ``define_retrain_schedule``
+    (per-iteration schedulers, a ``CosineAnnealingLR`` ramp over int(0.1 n) iterations, CLR's
+    ``eta_min`` = minLR, SLR's table of training LRs, ALLR's clip of d eta_1).
     """
-    eta_1, eta_last = training(0.0), training(epochs - 1)
+    if kind not in RETRAINING_KINDS:
+        raise ValueError(f"unknown retraining schedule {kind!r}; known: {', '.join(RETRAINING_KINDS)}")
+    steps = steps_per_epoch
+    n, total = retrain_epochs * steps, epochs * steps
+    eta_1, eta_T = training(0.0), training((total - 1) / steps)
     if kind == "ft":
-        return lambda t: eta_last
+        return lambda t: eta_T
     if kind == "lrw":
         return lambda t: training(epochs - retrain_epochs + t)
-    if kind == "slr":
-        return warmed_up(eta_1, retrain_epochs, lambda u: training(u * epochs))
-    if kind == "clr":
-        return warmed_up(eta_1, retrain_epochs, lambda u: eta_1 * 0.5 * (1 + math.cos(math.pi * u)))
-    if kind in ("llr", "allr"):
-        d = 1.0 if kind == "llr" else allr_factor(d1, retrain_epochs, epochs)
-        return warmed_up(d * eta_1, retrain_epochs, lambda u: d * eta_1 * (1 - u))
-    raise ValueError(f"unknown retraining schedule {kind!r}; known: {', '.join(RETRAINING_KINDS)}")
+    warmup = n // 10  # int(0.1 n)
+    rest = n - warmup
+    peak = allr_factor(d1, retrain_epochs, epochs) * eta_1 if kind == "allr" else eta_1
+    after = {
+        "slr": lambda j: training(j * total // rest / steps),
+        "clr": lambda j: eta_T + (eta_1 - eta_T) * (1 + math.cos(math.pi * j / rest)) / 2,
+        "llr": lambda j: peak * (1 - j / rest),
+        "allr": lambda j: peak * (1 - j / rest),
+    }[kind]
+
+    def schedule(t: float) -> float:
+        k = round(t * steps)  # the loop evaluates t = k / steps_per_epoch
+        return peak * (1 - math.cos(math.pi * k / warmup)) / 2 if k < warmup else after(k - warmup)
+
+    return schedule
 
 
 def allr_factor(d1: float, retrain_epochs: int, epochs: int) -> float:

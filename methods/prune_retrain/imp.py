@@ -3,42 +3,67 @@
 Starting from the trained dense model, J prune-retrain cycles each remove the fraction
 p = 1 - (1 - s)^(1/J) of the remaining weights by magnitude, so cycle j ends at sparsity
 1 - (1 - s)^(j/J), and retrain for T_rt epochs under FT, LRW, SLR, CLR, LLR or ALLR
-(``methods.core.schedules``). The optimizer, and so its momentum, starts afresh at every cycle.
-ALLR's ||W|| is the norm of all prunable weights (conv and linear, pruned ones included
-as zeros) just before the pruning step.
+(``methods.core.schedules``, set per iteration). The optimizer, and so its momentum, starts
+afresh at every cycle.
+
+Where the papers are silent or ambiguous, the authors' code decides, since it produced
+the published numbers; where it contradicts the text, its behaviour is the default and the
+paper's reading a named hyperparameter. ALLR's d1 = ||W - W_p|| / (||W|| sqrt(s)) takes s
+as the nominal p, as the code does (ZIB-IOL/BIMP, runners/baseRunner.py,
+``define_retrain_schedule``: ``pruning_sparsity``). Its W is, by default, every parameter
+of the model, BatchNorm and biases included, as in the code (``after_pruning_callback``
+with ``Utilities.get_model_norm_square``); Love Retraining (section 2.1) normalises by
+sqrt(s) so that d1 "can actually attain the full range of values in [0, 1]", which holds
+for the prunable weights only: ``d1_over = "prunable"`` is that reading.
 """
 
 from methods import register
 from schema import Param
 
 from methods.core.base import Method, Phase
-from methods.core.masks import SELECTIONS
+from methods.core.masks import D1_VECTORS, SELECTIONS, PruneEvent, prune_measuring_d1
 from methods.core.schedules import RETRAINING_KINDS, retraining_schedule
+
+D1_OVER = Param("all", "the vector W of ALLR's d1: all parameters (the authors' code) or the prunable weights "
+                "(Love Retraining's text)", choices=D1_VECTORS)
+
+
+class PruneRetrainCycles(Method):
+    """What IMP and BIMP share: J cycles pruning the fraction p of the remaining weights each,
+    with ALLR's d1 measured as the module docstring says."""
+
+    def setup(self, model, steps_per_epoch: int) -> None:
+        self.steps_per_epoch = steps_per_epoch
+
+    def cycle_sparsity(self, cycle: int) -> float:
+        return 1 - (1 - self.goal_sparsity) ** (cycle / self.hp["cycles"])
+
+    def prune(self, model, sparsity: float) -> PruneEvent:
+        return prune_measuring_d1(model, sparsity, self.hp["selection"], self.cycle_sparsity(1), self.hp["d1_over"])
 
 
 @register
-class IMP(Method):
+class IMP(PruneRetrainCycles):
     """IMP: train, then J cycles of magnitude pruning and retraining."""
 
     name = "imp"
     paper = "Han et al. (2015); retraining schedules as in Back to Basics (Zimmer et al., 2023), section 2"
     prunes_after_training = True
+    revision = 1
     params = {
         "cycles": Param(1, "prune-retrain cycles", "J", above=0, at_most=1000),
         "retrain_epochs": Param(help="epochs of retraining per cycle", symbol="T_rt", type=int, above=0),
         "schedule": Param("slr", "learning-rate schedule of the retraining", choices=RETRAINING_KINDS),
         "selection": Param("global", "how the pruned weights are spread over the layers", choices=SELECTIONS),
+        "d1_over": D1_OVER,
     }
-
-    def cycle_sparsity(self, cycle: int) -> float:
-        return 1 - (1 - self.goal_sparsity) ** (cycle / self.hp["cycles"])
 
     def phases(self) -> list[Phase]:
         epochs, retrain = self.training["epochs"], self.hp["retrain_epochs"]
 
         def schedule(event):
             return retraining_schedule(self.hp["schedule"], self.training_lr(), epochs, retrain,
-                                       d1=event.relative_change)
+                                       d1=event.relative_change, steps_per_epoch=self.steps_per_epoch)
 
         return [Phase(f"retrain {j}", retrain, schedule, prunes=True, sparsity=self.cycle_sparsity(j))
                 for j in range(1, self.hp["cycles"] + 1)]
