@@ -3,8 +3,7 @@
 Starting from the trained dense model, J prune-retrain cycles each remove the fraction
 p = 1 - (1 - s)^(1/J) of the remaining weights by magnitude, so cycle j ends at sparsity
 1 - (1 - s)^(j/J), and retrain for T_rt epochs under FT, LRW, SLR, CLR, LLR or ALLR
-(``methods.core.schedules``). The optimizer, and so its momentum, starts afresh at every cycle.
-ALLR's ||W|| is the norm of all prunable weights (conv and linear, pruned ones included
+(``methods.core.schedules``). ALLR's ||W|| is the norm of all prunable weights (conv and linear, pruned ones included
 as zeros) just before the pruning step.
 """
 
@@ -18,11 +17,19 @@ from methods.core.schedules import RETRAINING_KINDS, retraining_schedule
 
 @register
 class IMP(Method):
-    """IMP: train, then J cycles of magnitude pruning and retraining."""
+    """IMP: train, then J cycles of magnitude pruning and retraining.
+
+    Choices: the retraining starts with a fresh optimizer (no momentum from the dense
+    training), which the cycles then share, so the momentum carries from one cycle into
+    the next, as in the authors' runners/pretrainedRunner.py (run and
+    define_optimizer_scheduler make one optimizer; baseRunner.fine_tuning, called once per
+    cycle, only resets the learning-rate schedule). The paper does not say.
+    """
 
     name = "imp"
     paper = "Han et al. (2015); retraining schedules as in Back to Basics (Zimmer et al., 2023), section 2"
     prunes_after_training = True
+    revision = 1
     params = {
         "cycles": Param(1, "prune-retrain cycles", "J", above=0, at_most=1000),
         "retrain_epochs": Param(help="epochs of retraining per cycle", symbol="T_rt", type=int, above=0),
@@ -40,5 +47,6 @@ class IMP(Method):
             return retraining_schedule(self.hp["schedule"], self.training_lr(), epochs, retrain,
                                        d1=event.relative_change)
 
-        return [Phase(f"retrain {j}", retrain, schedule, prunes=True, sparsity=self.cycle_sparsity(j))
+        return [Phase(f"retrain {j}", retrain, schedule, prunes=True, sparsity=self.cycle_sparsity(j),
+                      keeps_optimizer=j > 1)
                 for j in range(1, self.hp["cycles"] + 1)]
