@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 # Every manifest bench/manifests/<target>.toml is a make target of the same name.
 TARGETS := $(basename $(notdir $(wildcard bench/manifests/*.toml)))
 
-.PHONY: test reports validate bench-perf clean-venv slurm-up slurm-down $(TARGETS)
+.PHONY: test test-perf reports validate bench-perf clean-venv slurm-up slurm-down $(TARGETS)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,8 +32,12 @@ reports: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/prunebench validate --all
 
+# The test suite, but for the benchmark's own test (two minutes), which `make test-perf` runs.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not perf"
+
+test-perf: $(STAMP)
+	$(BIN)/python -m pytest -m perf
 
 # The performance benchmarks: $(RESULTS)/perf/<date>-<host>.parquet and $(REPORTS)/perf/perf.md.
 # QUICK=1 is a fast variant that checks every section runs (its figures are not for goals).

@@ -235,7 +235,9 @@ def resume(run: Run, saved: dict) -> None:
 
 def enter_phase(run: Run, phase: Phase, log) -> None:
     """Open ``phase``: its pruning step with the test accuracy around it (unless the run
-    resumes inside the phase), the method's ``enter``, the schedule and a fresh optimizer."""
+    resumes inside the phase), the method's ``enter``, the schedule and a fresh optimizer,
+    unless the phase keeps the one of the phase before (a resumed run has none yet: its
+    state is loaded into a fresh one)."""
     method, model, progress = run.method, run.model, run.progress
     prunes_now = phase.prunes and progress.epoch == 0
     if prunes_now:
@@ -247,7 +249,8 @@ def enter_phase(run: Run, phase: Phase, log) -> None:
                                               for split in ("test", "val"))
         log(f"{phase.name}: pruned to {phase.sparsity}, test accuracy {progress.before:.4f} -> {progress.after:.4f}")
     run.schedule = phase.schedule(progress.event if phase.prunes else None)
-    run.optimizer = make_optimizer(method, model)
+    if not (phase.keeps_optimizer and run.optimizer is not None):
+        run.optimizer = make_optimizer(method, model)
 
 
 def run_epoch(run: Run, phase: Phase, epoch: int, log) -> None:

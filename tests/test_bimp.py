@@ -34,6 +34,8 @@ def test_cycles_reach_the_goal_geometrically():
     assert [p.prunes for p in phases] == [False, True, True]
     assert phases[1].sparsity == pytest.approx(0.683772, abs=1e-6)
     assert phases[2].sparsity == pytest.approx(0.9)
+    # The retraining opens with a fresh optimizer that the cycles then share, as IMP's do.
+    assert [p.keeps_optimizer for p in phases] == [False, False, True]
 
 
 def cycle_schedule(method, d1, steps=2):

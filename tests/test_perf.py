@@ -12,7 +12,7 @@ ROOT = Path(__file__).parents[1]
 SECTIONS = ["1. masking", "2. per method", "3. harness", "4. scaling", "5. reporting at scale", "6. end to end",
             "7. memory"]
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.perf]
 
 
 def test_quick_bench_perf_writes_its_parquet_and_report(tmp_path):

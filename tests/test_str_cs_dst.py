@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.train import make_optimizer, train_step
 from methods.pruning_stable.dst import BinaryStep
 from methods.core.masks import mask_of, prunable_modules
 from methods.pruning_stable.soft_threshold import soft_threshold
@@ -117,9 +118,10 @@ def test_cs_starts_from_the_plain_weights_and_penalises_soft_masks():
     assert torch.allclose(method.effective_weight(layer), layer.weight)
     inputs = torch.randn(4, 3)
     assert torch.allclose(method.forward(model, inputs), model(inputs))
-    # 1e-2 * 3 * sigmoid(-0.2) = 1e-2 * 3 * 0.450166
-    assert method.regularizer(model).item() == pytest.approx(1e-2 * 3 * 0.450166, rel=1e-5)
-    assert decay_of(method, model, layer.weight_mask_logits) == 0.0
+    # 1e-2 * 3 * sigmoid(-0.2) = 1e-2 * 3 * 0.450166, and 0.5 * 5e-4 * ||w||^2 with w = (1, -2, 2).
+    set_weight(layer, [[1.0, -2.0, 2.0]])
+    assert method.regularizer(model).item() == pytest.approx(1e-2 * 3 * 0.450166 + 0.5 * 5e-4 * 9, rel=1e-5)
+    assert decay_of(method, model, layer.weight_mask_logits) == TRAINING["weight_decay"]  # Back to Basics' code
     assert decay_of(method, model, layer.weight) == TRAINING["weight_decay"]
 
 
@@ -169,8 +171,34 @@ def test_dst_penalty():
     method, model = make("dst", alpha=1e-3, model=nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1)))
     with torch.no_grad():
         model[0].weight_threshold.copy_(torch.tensor([0.0, 1.0]))
-    # 1e-3 * (e^0 + e^-1 + e^0 of the second layer)
-    assert method.regularizer(model).item() == pytest.approx(1e-3 * (2 + math.exp(-1)))
+        for layer in model:
+            layer.weight.fill_(0.5)
+    # 1e-3 * (e^0 + e^-1 + e^0 of the second layer), and 0.5 * 5e-4 * ||w||^2 = 0.5 * 5e-4 * 8 * 0.25.
+    assert method.regularizer(model).item() == pytest.approx(1e-3 * (2 + math.exp(-1)) + 0.5 * 5e-4 * 2)
+
+
+@pytest.mark.parametrize("name, hp", [("cs", {"s_init": 0.5}), ("dst", {})])
+def test_cs_and_dst_decay_the_weights_twice_in_a_step(name, hp):
+    """One SGD step (lr 0.1, no momentum) with weight decay 0.01 against the same step with
+    none: the loss term 0.5 * 0.01 * ||w||^2 and the optimizer each take 0.1 * 0.01 * w, so
+    w moves by -0.002 w more; CS's mask logits m only by the optimizer's -0.001 m."""
+    moved = {}
+    for decay in (0.0, 0.01):
+        method = make_method(name, hp, None, **TRAINING | {"momentum": 0.0, "weight_decay": decay})
+        model = nn.Sequential(nn.Linear(3, 1, bias=False))
+        set_weight(model[0], [[0.8, -0.6, 0.9]])
+        method.setup(model, 10)
+        method.enter(method.phases()[0])
+        optimizer = make_optimizer(method, model)
+        train_step(method, model, torch.ones(2, 3), torch.zeros(2, dtype=torch.long), optimizer,
+                   torch.amp.GradScaler("cpu", enabled=False))
+        moved[decay] = {key: p.detach().clone() for key, p in model[0].named_parameters()}
+    w = torch.tensor([[0.8, -0.6, 0.9]])
+    assert torch.allclose(moved[0.01]["weight"] - moved[0.0]["weight"], -0.002 * w, atol=1e-7)
+    if name == "cs":
+        m = torch.full((1, 3), 0.5)
+        assert torch.allclose(moved[0.01]["weight_mask_logits"] - moved[0.0]["weight_mask_logits"], -0.001 * m,
+                              atol=1e-7)
 
 
 def test_dst_resets_a_collapsed_layer():

@@ -4,7 +4,8 @@ A method is a small class whose hooks the loop in ``bench.train`` calls at fixed
 
 - ``setup(model, steps_per_epoch)`` once, before any optimizer exists (extra learnable
   tensors such as thresholds or mask logits are registered on the modules here);
-- ``optimizer_groups(model)`` whenever an optimizer is built (once per phase);
+- ``optimizer_groups(model)`` whenever an optimizer is built (when a phase starts, unless it
+  keeps the optimizer of the phase before);
 - ``enter(phase)`` when a phase starts, after its pruning step;
 - ``forward(model, inputs)`` for every forward pass, in training and evaluation;
 - ``regularizer(model)``, a term added to the loss;
@@ -44,7 +45,8 @@ class Phase:
 
     A phase with ``prunes`` opens with ``method.prune(model, sparsity)``; event is what that
     step did (None for a phase that prunes nothing). Only ``timed`` phases count towards
-    the run's training time.
+    the run's training time. A phase that ``keeps_optimizer`` goes on with the optimizer,
+    and so the momentum, of the phase before; any other starts with a fresh one.
     """
 
     name: str
@@ -53,6 +55,7 @@ class Phase:
     prunes: bool = False
     sparsity: float | None = None
     timed: bool = True
+    keeps_optimizer: bool = False
 
 
 class Method:

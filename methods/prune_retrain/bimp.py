@@ -4,7 +4,8 @@ Given a budget of T epochs, train from scratch for T_0 < T epochs with a learnin
 decaying linearly from eta_1 to zero, then spend the remaining T - T_0 epochs on J
 prune-retrain cycles, each pruning by global magnitude a fraction p = 1 - (1 - s)^(1/J) of
 the remaining weights and retraining with ALLR (or LLR, CLR) after that T_0-epoch training.
-Pruned weights stay pruned; the optimizer (momentum) starts afresh at every cycle.
+Pruned weights stay pruned. As in IMP, the retraining starts with a fresh optimizer, which
+the cycles then share (momentum carries from one cycle into the next).
 
 Where the paper is silent or ambiguous, the authors' code decides, since it produced the
 published numbers (ZIB-IOL/BIMP, where BIMP is their IMP run after a T_0-epoch training).
@@ -58,5 +59,6 @@ class BIMP(PruneRetrainCycles):
                 return retraining_schedule(self.hp["schedule"], training, initial, length,
                                            d1=event.relative_change, steps_per_epoch=self.steps_per_epoch)
 
-            phases.append(Phase(f"retrain {j}", length, schedule, prunes=True, sparsity=self.cycle_sparsity(j)))
+            phases.append(Phase(f"retrain {j}", length, schedule, prunes=True, sparsity=self.cycle_sparsity(j),
+                                keeps_optimizer=j > 1))
         return phases

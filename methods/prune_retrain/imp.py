@@ -3,8 +3,8 @@
 Starting from the trained dense model, J prune-retrain cycles each remove the fraction
 p = 1 - (1 - s)^(1/J) of the remaining weights by magnitude, so cycle j ends at sparsity
 1 - (1 - s)^(j/J), and retrain for T_rt epochs under FT, LRW, SLR, CLR, LLR or ALLR
-(``methods.core.schedules``, set per iteration). The optimizer, and so its momentum, starts
-afresh at every cycle.
+(``methods.core.schedules``, set per iteration). The retraining starts with a fresh
+optimizer (no momentum from the dense training), which the cycles then share.
 
 Where the papers are silent or ambiguous, the authors' code decides, since it produced
 the published numbers; where it contradicts the text, its behaviour is the default and the
@@ -44,7 +44,14 @@ class PruneRetrainCycles(Method):
 
 @register
 class IMP(PruneRetrainCycles):
-    """IMP: train, then J cycles of magnitude pruning and retraining."""
+    """IMP: train, then J cycles of magnitude pruning and retraining.
+
+    Choices: the retraining starts with a fresh optimizer (no momentum from the dense
+    training), which the cycles then share, so the momentum carries from one cycle into
+    the next, as in the authors' runners/pretrainedRunner.py (run and
+    define_optimizer_scheduler make one optimizer; baseRunner.fine_tuning, called once per
+    cycle, only resets the learning-rate schedule). The paper does not say.
+    """
 
     name = "imp"
     paper = "Han et al. (2015); retraining schedules as in Back to Basics (Zimmer et al., 2023), section 2"
@@ -65,5 +72,6 @@ class IMP(PruneRetrainCycles):
             return retraining_schedule(self.hp["schedule"], self.training_lr(), epochs, retrain,
                                        d1=event.relative_change, steps_per_epoch=self.steps_per_epoch)
 
-        return [Phase(f"retrain {j}", retrain, schedule, prunes=True, sparsity=self.cycle_sparsity(j))
+        return [Phase(f"retrain {j}", retrain, schedule, prunes=True, sparsity=self.cycle_sparsity(j),
+                      keeps_optimizer=j > 1)
                 for j in range(1, self.hp["cycles"] + 1)]

@@ -27,15 +27,18 @@ class CS(LearnedSparsity):
     of the N = epochs * steps_per_epoch iterations of regular training, as in Back to
     Basics' code (the CS code raises it once per epoch), so beta_final after the last one;
     the penalty is on the unscaled soft masks, as in Back to Basics' code (the CS code
-    penalises the rescaled ones); as in the CS code, the mask logits share the weights'
-    learning rate and momentum and get no weight decay. The final weights are
+    penalises the rescaled ones); the mask logits share the weights' learning rate and
+    momentum and, as in Back to Basics' code (its optimizer holds every parameter, see
+    runners/baseRunner.py, define_optimizer_scheduler), the weight decay too (the CS code
+    does not decay them); the loss has the term 0.5 * lambda * ||w||^2, so the weights are
+    decayed twice (``LearnedSparsity.weight_decay_term``). The final weights are
     w * sigmoid(beta_final * m) / sigmoid(s_init) where m > 0, zero elsewhere.
     """
 
     name = "cs"
     paper = "Savarese et al. (2020)"
+    revision = 1
     extra = "weight_mask_logits"
-    decay_extra = False
     retraining_is_timed = True
     params = {
         **LearnedSparsity.params,
@@ -74,7 +77,8 @@ class CS(LearnedSparsity):
     def regularizer(self, model: nn.Module) -> torch.Tensor | None:
         if not self.in_regular_training:
             return None
-        return self.hp["penalty"] * sum(self.soft_mask(m).sum() for m in prunable_modules(model))
+        penalty = self.hp["penalty"] * sum(self.soft_mask(m).sum() for m in prunable_modules(model))
+        return penalty + self.weight_decay_term(model)
 
     def after_step(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         super().after_step(model, optimizer)

@@ -51,11 +51,13 @@ class DST(LearnedSparsity):
     their thresholds, counted over the whole layer) runs at every forward pass of regular
     training, evaluation included, and resets all of that layer's thresholds to 0. The
     training's weight decay acts on the thresholds too, as in the authors' code and Back to
-    Basics' code.
+    Basics' code; as in the latter, the loss has the term 0.5 * lambda * ||w||^2, so the
+    weights are decayed twice (``LearnedSparsity.weight_decay_term``).
     """
 
     name = "dst"
     paper = "Liu et al. (2020)"
+    revision = 1
     extra = "weight_threshold"
     params = {**LearnedSparsity.params,
               "alpha": Param(1e-5, "strength of the penalty alpha * sum exp(-t) on the thresholds", "alpha", above=0)}
@@ -89,4 +91,5 @@ class DST(LearnedSparsity):
     def regularizer(self, model: nn.Module) -> torch.Tensor | None:
         if not self.in_regular_training:
             return None
-        return self.hp["alpha"] * sum(torch.exp(-m.weight_threshold).sum() for m in prunable_modules(model))
+        penalty = self.hp["alpha"] * sum(torch.exp(-m.weight_threshold).sum() for m in prunable_modules(model))
+        return penalty + self.weight_decay_term(model)

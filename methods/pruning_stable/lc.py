@@ -1,12 +1,10 @@
 """Learning-Compression (Carreira-Perpiñán & Idelbayev, 2018) as Back to Basics runs it
 (section 2.3 and appendix A.2).
 
-Weight decay acts only on the prunable weights that will be pruned: at every iteration
-those outside the k largest by magnitude, k the number of weights that remain at the goal
-sparsity. Its strength grows over training as lambda_0 * 1.1^j, lambda_0 the training's
-weight decay and j increasing over time. At the end of training the model is pruned to
-the goal by global magnitude and retrained without any weight decay; the retraining
-counts towards the training time.
+Weight decay acts only on the parameters that will be pruned: at every iteration those
+outside the k largest by magnitude, k the number of weights that remain at the goal
+sparsity. At the end of training the model is pruned to the goal by global magnitude and
+retrained without any weight decay; the retraining counts towards the training time.
 """
 
 import torch
@@ -15,29 +13,35 @@ from torch import nn
 from schema import Param
 
 from methods import register
-from methods.core.masks import keep_largest, prunable_modules
-from .stable import PruningStable
+from methods.core.masks import prunable_modules
+from .stable import RANK_OVER, PruningStable, keep_top, ranked_parameters
 
 
 @register
 class LC(PruningStable):
-    """LC: a growing weight decay on the prunable weights outside the top-k by magnitude.
+    """LC: weight decay on the parameters outside the top k by magnitude.
 
-    Choices: regular training is split into ``decay_steps`` equal stages by iteration, and
-    j is the stage index, so lambda_j = lambda_0 * decay_growth^j with j = 0 .. decay_steps - 1.
-    k = n - round(s * n), the number the final prune keeps; the top-k are recomputed every
-    iteration and get no weight decay. Biases and BatchNorm parameters keep the constant
-    weight decay lambda_0 of the optimizer. Fine-tuning uses weight decay 0 for every
-    parameter.
+    Choices: k = n - round(s * n), n the prunable weights, the number the final prune keeps;
+    the top k are recomputed every iteration and get no weight decay. As in the authors'
+    strategies/scratchStrategies.py, LC.during_training, the ranking is over every parameter
+    the optimizer holds, BatchNorm parameters and biases included (``rank_over =
+    "prunable"``: only the prunable weights are ranked and the others keep the optimizer's
+    decay), and the decay is the constant lambda_0 of the training: appendix A.2.1 grows it
+    as lambda_0 * 1.1^j, which ``decay_growth = 1.1`` gives, with regular training split
+    into ``decay_steps`` equal stages by iteration and j the stage index. Fine-tuning uses
+    weight decay 0 for every parameter, as appendix A.2.1 says.
     """
 
     name = "lc"
     paper = "Carreira-Perpiñán & Idelbayev (2018)"
+    revision = 1
     retraining_is_timed = True
     params = {
         **PruningStable.params,
+        "rank_over": RANK_OVER,
         "decay_steps": Param(20, "stages of regular training over which the decay grows", above=0),
-        "decay_growth": Param(1.1, "growth of the decay per stage: lambda_0 * growth^j", above=0),
+        "decay_growth": Param(1.0, "growth of the decay per stage, lambda_0 * growth^j: 1 keeps it constant "
+                                   "(the authors' code), 1.1 is appendix A.2.1's", above=0),
     }
 
     def setup(self, model: nn.Module, steps_per_epoch: int) -> None:
@@ -57,8 +61,9 @@ class LC(PruningStable):
         return self.training["weight_decay"] * self.hp["decay_growth"] ** j
 
     def optimizer_groups(self, model: nn.Module) -> list[dict]:
+        """Weight decay 0 in the optimizer for what ``after_backward`` decays, the training's for the rest."""
         trainable = [p for p in model.parameters() if p.requires_grad]
-        if not self.in_regular_training:
+        if not self.in_regular_training or self.hp["rank_over"] == "all":
             return [{"params": trainable, "weight_decay": 0.0}]
         weights = [m.weight for m in prunable_modules(model)]
         prunable = {id(w) for w in weights}
@@ -69,10 +74,8 @@ class LC(PruningStable):
     def after_backward(self, model: nn.Module) -> None:
         if not self.in_regular_training:
             return
-        weights = [m.weight for m in prunable_modules(model)]
-        magnitudes = torch.cat([w.abs().flatten() for w in weights])
-        keep = keep_largest(magnitudes, round(self.goal_sparsity * magnitudes.numel()))
+        ranked = ranked_parameters(model, self.hp["rank_over"])
         strength = self.decay(self.iteration)
         self.iteration += 1
-        for w, part in zip(weights, keep.split([w.numel() for w in weights])):
-            w.grad.add_(torch.where(part.view_as(w), 0.0, w), alpha=strength)
+        for p, keep in zip(ranked, keep_top([p.abs() for p in ranked], self.kept_count(model))):
+            p.grad.add_(torch.where(keep, 0.0, p), alpha=strength)

@@ -20,7 +20,7 @@ class LearnedSparsity(PruningStable):
     then a hard prune to the mask these tensors define.
 
     The learnable tensor ``extra`` sits on every prunable layer (state dict and
-    model.parameters()); ``decay_extra`` says whether the training's weight decay acts on it.
+    model.parameters()), where the training's weight decay acts on it.
     The final prune writes each layer's effective weight, with its pruned entries zero,
     into ``module.weight``, sets the mask, and removes the learned tensor from the layer, so
     fine-tuning and every count of parameters see a plain masked model. The prune's
@@ -30,7 +30,6 @@ class LearnedSparsity(PruningStable):
     takes_goal = False
     learns_sparsity = True
     extra: ClassVar[str]
-    decay_extra: ClassVar[bool] = True
 
     def effective_weight(self, module: nn.Module) -> torch.Tensor:
         raise NotImplementedError
@@ -38,16 +37,12 @@ class LearnedSparsity(PruningStable):
     def learned_mask(self, module: nn.Module) -> torch.Tensor:
         raise NotImplementedError
 
-    def extra_parameters(self, model: nn.Module) -> list[nn.Parameter]:
-        return [getattr(m, self.extra) for m in prunable_modules(model) if hasattr(m, self.extra)]
-
-    def optimizer_groups(self, model: nn.Module) -> list[dict]:
-        extra = self.extra_parameters(model)
-        if self.decay_extra or not extra:
-            return super().optimizer_groups(model)
-        ids = {id(p) for p in extra}
-        rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
-        return [{"params": rest}, {"params": extra, "weight_decay": 0.0}]
+    def weight_decay_term(self, model: nn.Module) -> torch.Tensor:
+        """0.5 * lambda * ||w||^2 over the layers' weights w, lambda the training's weight decay.
+        CS and DST add it to the loss, as Back to Basics' code does (strategies/scratchStrategies.py,
+        CS.before_backward and DST.before_backward), so that with the optimizer's own decay
+        the weights are decayed twice, by 2 * lambda * w per step."""
+        return 0.5 * self.training["weight_decay"] * sum(m.weight.pow(2).sum() for m in prunable_modules(model))
 
     def forward(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         if not self.in_regular_training:
