@@ -23,6 +23,7 @@ def test_momentum_carries_from_one_cycle_into_the_next():
     model = nn.Sequential(nn.Linear(4, 1, bias=False))
     with torch.no_grad():
         model[0].weight.copy_(torch.tensor([[0.1, 0.2, 3.0, 4.0]]))
+    method.setup(model, steps_per_epoch=1)
     run = Run(None, OneBatch(), torch.device("cpu"), method, model, None, None)
     first, second = method.phases()
     assert not first.keeps_optimizer and second.keeps_optimizer
