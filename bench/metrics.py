@@ -4,14 +4,18 @@ FLOPs are the multiply-adds of convolutional and linear layers on one input: a c
 costs C_in/groups * C_out * kernel size * output positions, a linear layer in * out; a
 layer's nonzero FLOPs scale with the density of its weight. Theoretical speedup is dense
 FLOPs over nonzero FLOPs; compression ratio is prunable weights over nonzero prunable weights.
+
+A collapsed layer is a prunable layer with no remaining weight: its mask has no True entry
+or its weight no nonzero entry.
 """
 
 import math
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
-from methods.core.masks import prunable_modules
+from methods.core.masks import PRUNABLE_TYPES, prunable_modules
 
 
 def layer_flops(module: nn.Module, output: torch.Tensor) -> int:
@@ -62,6 +66,33 @@ def sparsity_report(model: nn.Module, example: torch.Tensor) -> dict[str, float]
         "compression_ratio": prunable / nonzero if nonzero else math.inf,
         "theoretical_speedup": dense_flops / nonzero_flops if nonzero_flops else math.inf,
     }
+
+
+@contextmanager
+def capture_weights(model: nn.Module):
+    """Yield a dict that the forward passes inside the block fill with the weight each
+    prunable layer computed with (a reparametrised one where the method substitutes it)."""
+    weights: dict[nn.Module, torch.Tensor] = {}
+    handles = [m.register_forward_hook(lambda module, inputs, output: weights.__setitem__(module, module.weight))
+               for m in prunable_modules(model)]
+    try:
+        yield weights
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def collapsed_layers(model: nn.Module, weights: dict[nn.Module, torch.Tensor] | None = None) -> list[str]:
+    """The names of the prunable layers with no remaining weight, in model order: a mask with
+    no True entry, or no nonzero entry in the weight (``weights[module]`` where given, else
+    the stored one)."""
+    weights = weights or {}
+
+    def collapsed(module) -> bool:
+        mask = getattr(module, "weight_mask", None)
+        return not weights.get(module, module.weight).any() or (mask is not None and not mask.any())
+
+    return [name for name, module in model.named_modules() if isinstance(module, PRUNABLE_TYPES) and collapsed(module)]
 
 
 def pruning_stability(before: float, after: float) -> float:

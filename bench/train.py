@@ -14,6 +14,15 @@ RNG states and its ``Progress``, all tensors and plain values, read back with
 ``weights_only=True``. A preempted run resumes from it and ends with the record and weights
 it would have had; a checkpoint of another run, or one that does not read, is passed over
 and the run starts afresh.
+
+Collapsed layers (``bench.metrics.collapsed_layers``: a prunable layer with no remaining
+weight) are looked for after every pruning step that opens a phase and at the end of every
+epoch, in the weights that the evaluation right after computed with: for methods that
+reparametrise during training (DNW's top k, DPF's and soft GMP's masks over dense weights,
+STR's, CS's and DST's learned tensors) these are their effective weights, captured by
+forward hooks, so no extra forward pass is made. ``Progress.emptied`` keeps, for each layer
+empty at the last check, where it emptied (a layer that comes back is dropped from it). The
+record judges the final stored model exactly: its masks and stored weights.
 """
 
 import math
@@ -36,7 +45,7 @@ from methods.core.schedules import Schedule
 from models import build_model
 
 from .data import Dataset, load_dataset
-from .metrics import pruning_stability, sparsity_report
+from .metrics import capture_weights, collapsed_layers, pruning_stability, sparsity_report
 from .runspec import SCHEMA_VERSION, RunSpec
 
 EVAL_BATCH = 1024
@@ -52,7 +61,8 @@ class RunResult:
 @dataclass
 class Progress:
     """Where a run stands, besides its model, method and optimizer: the phase under way and
-    the epochs finished in it, the measurements so far and the history."""
+    the epochs finished in it, the measurements so far, the history, and for each layer
+    empty at the last check where it emptied ("<phase> epoch <k>")."""
 
     phase: int = 0
     epoch: int = 0
@@ -65,6 +75,7 @@ class Progress:
     event: PruneEvent | None = None
     status: str = "ok"
     history: list = field(default_factory=list)
+    emptied: dict = field(default_factory=dict)
 
     @classmethod
     def from_plain(cls, values: dict) -> "Progress":
@@ -233,6 +244,14 @@ def resume(run: Run, saved: dict) -> None:
     run.progress = Progress.from_plain(saved["progress"])
 
 
+def note_collapsed(run: Run, phase: Phase, weights: dict) -> None:
+    """Update ``progress.emptied`` from the ``weights`` the last evaluation computed with; a
+    layer that stays empty keeps the place where it emptied."""
+    progress = run.progress
+    where = f"{phase.name} epoch {progress.epoch}"
+    progress.emptied = {name: progress.emptied.get(name, where) for name in collapsed_layers(run.model, weights)}
+
+
 def enter_phase(run: Run, phase: Phase, log) -> None:
     """Open ``phase``: its pruning step with the test accuracy around it (unless the run
     resumes inside the phase), the method's ``enter``, the schedule and a fresh optimizer,
@@ -245,8 +264,10 @@ def enter_phase(run: Run, phase: Phase, log) -> None:
         progress.event = method.prune(model, phase.sparsity)
     method.enter(phase)
     if prunes_now:
-        progress.after, progress.val_after = (evaluate(method, model, run.data, split, run.device)
-                                              for split in ("test", "val"))
+        with capture_weights(model) as weights:
+            progress.after, progress.val_after = (evaluate(method, model, run.data, split, run.device)
+                                                  for split in ("test", "val"))
+        note_collapsed(run, phase, weights)
         log(f"{phase.name}: pruned to {phase.sparsity}, test accuracy {progress.before:.4f} -> {progress.after:.4f}")
     run.schedule = phase.schedule(progress.event if phase.prunes else None)
     if not (phase.keeps_optimizer and run.optimizer is not None):
@@ -265,7 +286,9 @@ def run_epoch(run: Run, phase: Phase, epoch: int, log) -> None:
         progress.samples += seen
     progress.epochs_done += 1
     progress.epoch = epoch + 1
-    val = evaluate(run.method, run.model, run.data, "val", run.device)
+    with capture_weights(run.model) as weights:
+        val = evaluate(run.method, run.model, run.data, "val", run.device)
+    note_collapsed(run, phase, weights)
     progress.history.append({"phase": phase.name, "epoch": progress.epochs_done, "lr": run.schedule(epoch),
                              "train_loss": loss, "train_accuracy": accuracy, "val_accuracy": val,
                              "seconds": progress.train_seconds})
@@ -295,11 +318,13 @@ def run_phases(run: Run, log, checkpoint: Path | None, optimizer_state: dict | N
 
 def make_record(run: Run, parent_record: dict, test: float, val: float, started: float) -> dict:
     """The run's record: its configuration, what its method is, its accuracies (final and
-    around the last prune), sparsity, cost and provenance."""
+    around the last prune), sparsity, collapsed layers (";"-joined names, and where each
+    emptied, "end" if only the final model shows it), cost and provenance."""
     spec, method, progress, training = run.spec, run.method, run.progress, run.spec.training
     example = next(run.data.eval_batches("test", 1, run.device))[0]
     before, after, val_after = progress.before, progress.after, progress.val_after
     report_pruned = method.better_of_pruned_and_retrained and val_after > val
+    collapsed = collapsed_layers(run.model)
     return {
         "run_id": spec.run_id,
         "parent_run_id": spec.parent.run_id if spec.parent else None,
@@ -322,6 +347,9 @@ def make_record(run: Run, parent_record: dict, test: float, val: float, started:
         "accuracy_after_retrain": test,
         "pruning_stability": pruning_stability(before, after),
         **sparsity_report(run.model, example),
+        "collapsed_layers": ";".join(collapsed),
+        "n_collapsed_layers": len(collapsed),
+        "collapsed_at": ";".join(f"{name}@{progress.emptied.get(name, 'end')}" for name in collapsed),
         "epochs": parent_record.get("epochs", 0) + progress.epochs_done,
         "train_seconds": parent_record.get("train_seconds", 0.0) + progress.train_seconds,
         "own_train_seconds": progress.train_seconds,

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from bench.manifest import load
-from bench.report.paper import evaluate_claims, judge, paper_vs_ours, reference_table
+from bench.report.paper import evaluate_claims, judge, paper_vs_ours, reference_table, render_paper_vs_ours
 
 
 def cell(label, goal, mean, std, n=3, **more):
@@ -55,3 +55,21 @@ def test_figure_and_second_layout_extend_the_table_and_share_its_runs():
         assert {s.run_id for s in manifest.expand()} == table
     assert load("fig-stability").report["kind"] == "stability"
     assert load("table-bimp-vs-stable").report["time_column"] == "throughput"
+
+
+def test_a_collapsed_side_is_named_in_the_evidence_the_claims_and_the_comparison(tmp_path):
+    cells = pd.DataFrame([cell("IMP", 0.98, 0.90, 0.005, n_collapsed_seeds=0),
+                          cell("DPF", 0.98, 0.089, 0.001, n_collapsed_seeds=3, collapsed_layers="stem.0;fc"),
+                          cell("GMP", 0.98, 0.85, 0.005)])
+    claims = [{"text": "IMP beats DPF", "better": "IMP", "worse": "DPF", "metric": "test_accuracy", "goals": None},
+              {"text": "IMP beats GMP", "better": "IMP", "worse": "GMP", "metric": "test_accuracy", "goals": None}]
+    judged = evaluate_claims(cells, claims, [0.98]).set_index("claim")
+    assert judged.loc["IMP beats DPF", "evidence"] == "98%: +81.10 (agree; worse side DPF collapsed in 3 of 3 seeds)"
+    assert judged.loc["IMP beats DPF", "collapse"] == "DPF at 98% (3 of 3 seeds)"
+    assert judged.loc["IMP beats GMP", "collapse"] == "" and "collapsed" not in judged.loc["IMP beats GMP", "evidence"]
+    comparison = paper_vs_ours(cells, reference_table("back_to_basics_table4_resnet56_cifar10.csv"), ["IMP", "DPF"], [0.98])
+    render_paper_vs_ours(comparison, judged.reset_index(), caption="test", out_dir=tmp_path)
+    tex = (tmp_path / "paper-vs-ours.tex").read_text()
+    dpf = next(line for line in tex.splitlines() if line.startswith("DPF &"))
+    assert r"8.90 $\pm$ 0.10$^\dagger$" in dpf and "\u2020: our configuration ended with a collapsed layer" in tex
+    assert pd.read_csv(tmp_path / "claims.csv")["collapse"].fillna("").tolist() == ["DPF at 98% (3 of 3 seeds)", ""]

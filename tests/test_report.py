@@ -34,6 +34,11 @@ def run(run_id, label, *, method=None, goal=0.9, seed=0, val=0.9, test=0.9, seco
     }
 
 
+def collapse(layers: str) -> dict:
+    """The collapse columns of a record whose final model has ``layers`` (";"-joined) empty."""
+    return {"collapsed_layers": layers, "n_collapsed_layers": len(layers.split(";")) if layers else 0}
+
+
 def frame(*runs):
     return pd.DataFrame(list(runs))
 
@@ -197,6 +202,7 @@ def test_standalone_compiles_with_pdflatex(tmp_path):
     records = frame(
         run("d", "Dense", method="dense"),
         *(run(f"{i}-{goal}-{seed}", label, goal=goal, seed=seed, test=0.9 - goal / 10 + seed / 100, speedup=1 / (1 - goal))
+          | collapse("stem.0_x" if goal == 0.995 else "")
           for i, label in enumerate(labels[1:]) for goal in goals[i:] for seed in (0, 1)),
     )
     render_table(select_cells(records, goals), labels=labels, goals=goals,
@@ -235,3 +241,30 @@ def test_learned_sparsity_lands_in_a_column_within_a_quarter_point():
     assert cells.loc[0.9, "sparsity_mean"] == pytest.approx(0.902)
     assert cells.loc[0.95, "run_ids"] == "c0"
     assert set(cells.index) == {0.9, 0.95}
+
+
+def test_a_collapsed_cell_is_marked_and_the_caption_names_its_layers(tmp_path):
+    records = frame(
+        run("p0", "DPF", seed=0, test=0.089) | collapse("stem.0;fc"),
+        run("p1", "DPF", seed=1, test=0.089) | collapse("stem.0"),
+        run("p2", "DPF", seed=2, test=0.089) | collapse(""),
+        run("i0", "IMP", seed=0) | collapse(""),
+        run("o0", "Old", seed=0),  # recorded before collapses were looked for: unknown, not "none"
+    )
+    cells = select_cells(records, [0.9])
+    by_label = cells.set_index("label")
+    assert (by_label.loc["DPF", "n_collapsed_seeds"], by_label.loc["DPF", "collapsed_layers"]) == (2, "stem.0;fc")
+    assert by_label.loc["IMP", "n_collapsed_seeds"] == 0 and math.isnan(by_label.loc["Old", "n_collapsed_seeds"])
+    tex = render(cells, tmp_path, ["DPF", "IMP", "Old"], goals=[0.9])
+    assert r"8.90$^\dagger$" in table_line(tex, "DPF")
+    assert tex.count(r"$^\dagger$") == 1
+    assert "\u2020: the selected configuration ended with a collapsed layer" in tex
+    assert r"DPF at 90\% (2 of 3 seeds: stem.0, fc)." in tex
+    write_selection(cells, tmp_path)
+    selection = pd.read_csv(tmp_path / "selection.csv").set_index("label")
+    assert selection.loc["DPF", "n_collapsed_seeds"] == 2 and math.isnan(selection.loc["Old", "n_collapsed_seeds"])
+
+
+def test_a_table_without_collapse_has_no_mark_and_no_note(tmp_path):
+    tex = render(select_cells(frame(run("i0", "IMP") | collapse("")), [0.9]), tmp_path, ["IMP"], goals=[0.9])
+    assert "dagger" not in tex and "\u2020" not in tex

@@ -8,7 +8,9 @@ of means is compared with its standard error over seeds, sqrt(s_a^2/n_a + s_b^2/
 beyond two standard errors the runs agree (or disagree); within, or with a single seed,
 they cannot tell. A
 claim agrees when every goal agrees, disagrees when any goal disagrees, and otherwise
-cannot tell.
+cannot tell. A cell whose configuration ended with a collapsed layer in some seed is
+named: its accuracy in the comparison carries a dagger, the evidence of a goal names the
+collapsed side and the claim's ``collapse`` column lists such cells.
 """
 
 import math
@@ -19,6 +21,7 @@ import pandas as pd
 
 from bench.report.latex import environment
 from bench.report.select import GOAL_TOLERANCE
+from bench.report.table import COLLAPSE_MARK, collapsed
 
 CLAIM_METRICS = ("test_accuracy", "pruning_stability", "retrain_gain", "theoretical_speedup")
 
@@ -45,6 +48,7 @@ def paper_vs_ours(cells: pd.DataFrame, reference: pd.DataFrame, labels: list[str
                 "ours_accuracy_std": o.get("test_accuracy_std", math.nan) * 100,
                 "paper_speedup": p.get("speedup_mean", math.nan), "ours_speedup": o.get("theoretical_speedup_mean", math.nan),
                 "paper_sparsity": p.get("sparsity_mean", math.nan), "ours_sparsity": o.get("sparsity_mean", math.nan) * 100,
+                "ours_collapsed_seeds": o.get("n_collapsed_seeds", math.nan),
                 "run_ids": o.get("run_ids", ""),
             })
     return pd.DataFrame(rows)
@@ -64,18 +68,27 @@ def judge(a: pd.Series, b: pd.Series, metric: str) -> tuple[str, float]:
     return "cannot tell", diff
 
 
+def collapsed_seeds(cell: pd.Series) -> str:
+    """E.g. "3 of 3 seeds": how many seeds of the cell's configuration collapsed."""
+    return f"{cell['n_collapsed_seeds']:.0f} of {cell['n_seeds']} seeds"
+
+
 def evaluate_claims(cells: pd.DataFrame, claims: list[dict], goals: list[float]) -> pd.DataFrame:
     """Each claim's verdict over the goals it names that this profile has, with evidence."""
     rows = []
     for claim in claims:
-        metric, verdicts, evidence = claim["metric"], [], []
+        metric, verdicts, evidence, collapses = claim["metric"], [], [], []
         for goal in [g for g in (claim["goals"] or goals) if any(abs(g - h) < GOAL_TOLERANCE for h in goals)]:
             at_goal = cells[(cells["goal_sparsity"] - goal).abs() < GOAL_TOLERANCE].set_index("label")
             if claim["better"] not in at_goal.index or claim["worse"] not in at_goal.index:
                 continue
-            verdict, diff = judge(at_goal.loc[claim["better"]], at_goal.loc[claim["worse"]], metric)
+            better, worse = at_goal.loc[claim["better"]], at_goal.loc[claim["worse"]]
+            verdict, diff = judge(better, worse, metric)
             verdicts.append(verdict)
-            evidence.append(f"{goal * 100:g}%: {diff * 100:+.2f} ({verdict})")
+            sides = [(side, cell) for side, cell in (("better", better), ("worse", worse)) if collapsed(cell)]
+            evidence_sides = [f"{side} side {cell.name} collapsed in {collapsed_seeds(cell)}" for side, cell in sides]
+            collapses += [f"{cell.name} at {goal * 100:g}% ({collapsed_seeds(cell)})" for _, cell in sides]
+            evidence.append(f"{goal * 100:g}%: {diff * 100:+.2f} ({'; '.join([verdict, *evidence_sides])})")
         if not verdicts:
             overall = "cannot tell"
             evidence = ["no goal sparsity of this profile has both rows"]
@@ -86,8 +99,8 @@ def evaluate_claims(cells: pd.DataFrame, claims: list[dict], goals: list[float])
         else:
             overall = "cannot tell"
         rows.append({"claim": claim["text"], "better": claim["better"], "worse": claim["worse"], "metric": metric,
-                     "verdict": overall, "evidence": "; ".join(evidence)})
-    return pd.DataFrame(rows, columns=["claim", "better", "worse", "metric", "verdict", "evidence"])
+                     "verdict": overall, "evidence": "; ".join(evidence), "collapse": "; ".join(collapses)})
+    return pd.DataFrame(rows, columns=["claim", "better", "worse", "metric", "verdict", "evidence", "collapse"])
 
 
 def render_paper_vs_ours(comparison: pd.DataFrame, claims: pd.DataFrame, *, caption: str, out_dir: Path) -> list[Path]:
@@ -102,10 +115,14 @@ def render_paper_vs_ours(comparison: pd.DataFrame, claims: pd.DataFrame, *, capt
         return f"{mean:.{digits}f}" + (rf" $\pm$ {std:.{digits}f}" if math.isfinite(std) and round(std, digits) > 0 else "")
 
     rows = [{"label": r.label, "goal": f"{r.goal_sparsity * 100:g}\\%",
-             "cells": [cell(r.paper_accuracy, r.paper_accuracy_std), cell(r.ours_accuracy, r.ours_accuracy_std),
+             "cells": [cell(r.paper_accuracy, r.paper_accuracy_std),
+                       cell(r.ours_accuracy, r.ours_accuracy_std) + (COLLAPSE_MARK if r.ours_collapsed_seeds > 0 else ""),
                        cell(r.paper_speedup, digits=0), cell(r.ours_speedup, digits=1),
                        cell(r.paper_sparsity), cell(r.ours_sparsity)]}
             for r in comparison.itertuples()]
+    if comparison.get("ours_collapsed_seeds", pd.Series(dtype=float)).gt(0).any():
+        caption += (" \u2020: our configuration ended with a collapsed layer (a conv or linear layer with no remaining "
+                    "weight) in some seeds; selection.csv names the layers.")
     text = environment().get_template("paper_vs_ours.tex.j2").render(
         caption=caption, rows=rows, claims=claims.to_dict("records"))
     path = out_dir / "paper-vs-ours.tex"

@@ -3,9 +3,11 @@
 A cell is a (row label, goal sparsity) pair. Runs are grouped into configurations by
 their ``hp_`` values; the configuration with the highest mean validation accuracy over
 seeds wins, and its runs give the cell's statistics. Test accuracy is only reported.
+A cell also counts the seeds whose final model has a collapsed layer (no remaining weight).
 """
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ CELL_COLUMNS = [
     "label", "method", "goal_sparsity", "config", "n_seeds", "run_ids", "val_accuracy_mean",
     *(f"{metric}_{stat}" for metric in SPREAD_METRICS for stat in ("mean", "std", "min", "max")),
     *(f"{metric}_mean" for metric in MEAN_METRICS),
+    "n_collapsed_seeds", "collapsed_layers",
 ]
 GOAL_TOLERANCE = 1e-6
 LANDING_TOLERANCE = 0.0025
@@ -64,6 +67,18 @@ def best_configuration(runs: pd.DataFrame, select_by: str) -> pd.DataFrame:
     return runs[(runs["method"] == method) & (runs["config"] == config)]
 
 
+def collapse_summary(runs: pd.DataFrame) -> dict:
+    """How many seeds ended with a collapsed layer and which layers (";"-joined over the
+    seeds). The count is NaN, unknown, when a record predates the check (it has no
+    ``n_collapsed_layers``) and no other seed collapsed."""
+    counts = runs["n_collapsed_layers"].astype(float) if "n_collapsed_layers" in runs else pd.Series(math.nan, runs.index)
+    collapsed = int((counts > 0).sum())
+    names = runs["collapsed_layers"].dropna() if "collapsed_layers" in runs else []
+    layers = dict.fromkeys(name for joined in names for name in joined.split(";") if name)
+    return {"n_collapsed_seeds": collapsed if collapsed or counts.notna().all() else math.nan,
+            "collapsed_layers": ";".join(layers)}
+
+
 def summarize(runs: pd.DataFrame) -> dict:
     """Provenance and statistics over the seeds of one selected configuration."""
     summary = {
@@ -79,7 +94,7 @@ def summarize(runs: pd.DataFrame) -> dict:
                     f"{metric}_min": values.min(), f"{metric}_max": values.max()}
     for metric in MEAN_METRICS:
         summary[f"{metric}_mean"] = runs[metric].astype(float).mean() if metric in runs else np.nan
-    return summary
+    return summary | collapse_summary(runs)
 
 
 def select_cells(records: pd.DataFrame, goals: list[float], select_by: str = "val_accuracy") -> pd.DataFrame:

@@ -1,4 +1,7 @@
-"""The results table in the layout of Table 1 of "Back to Basics" (booktabs LaTeX)."""
+"""The results table in the layout of Table 1 of "Back to Basics" (booktabs LaTeX).
+
+An accuracy whose configuration ended with a collapsed layer (a conv or linear layer with
+no remaining weight) in some seed carries a dagger, explained in the caption."""
 
 import math
 from pathlib import Path
@@ -9,6 +12,7 @@ from bench.report.latex import environment
 from bench.report.select import GOAL_TOLERANCE, time_ratios
 
 MISSING = "--"
+COLLAPSE_MARK = r"$^\dagger$"
 
 
 def mean_std(mean: float, std: float, digits: int, std_digits: int) -> str:
@@ -33,11 +37,21 @@ def bold_threshold(values: list[float], count: int) -> float:
     return ranked[min(count, len(ranked)) - 1] if ranked and count > 0 else math.inf
 
 
+def at_goal(cells: pd.DataFrame, goal: float, labels: list[str]) -> pd.DataFrame:
+    """The cells of one goal column, indexed by label."""
+    return cells[((cells["goal_sparsity"] - goal).abs() <= GOAL_TOLERANCE) & cells["label"].isin(labels)].set_index("label")
+
+
+def collapsed(row) -> bool:
+    """Did the cell's configuration end with a collapsed layer in some seed? Unknown (NaN) is not marked."""
+    return row.get("n_collapsed_seeds", math.nan) > 0
+
+
 def goal_column(cells: pd.DataFrame, goal: float, labels: list[str], bold: int) -> dict[str, dict]:
     """Formatted Accuracy/Speedup/Sparsity per label for one goal column. Bold marks the
-    ``bold`` best printed accuracies; the dense baseline does not compete."""
-    rows = cells[((cells["goal_sparsity"] - goal).abs() <= GOAL_TOLERANCE) & cells["label"].isin(labels)]
-    rows = rows.set_index("label")
+    ``bold`` best printed accuracies; the dense baseline does not compete. A collapse is
+    marked with a dagger."""
+    rows = at_goal(cells, goal, labels)
     accuracy = (rows["test_accuracy_mean"] * 100).round(2)
     threshold = bold_threshold(accuracy[rows["method"] != "dense"].tolist(), bold)
     column = {}
@@ -45,6 +59,8 @@ def goal_column(cells: pd.DataFrame, goal: float, labels: list[str], bold: int) 
         text = mean_std(accuracy[label], row["test_accuracy_std"] * 100, 2, 2)
         if row["method"] != "dense" and accuracy[label] >= threshold:
             text = rf"\textbf{{{text}}}"
+        if collapsed(row):
+            text += COLLAPSE_MARK
         speedup = row["theoretical_speedup_mean"]
         column[label] = {
             "accuracy": text,
@@ -52,6 +68,18 @@ def goal_column(cells: pd.DataFrame, goal: float, labels: list[str], bold: int) 
             "sparsity": mean_std(row["sparsity_mean"] * 100, row["sparsity_std"] * 100, 2, 2),
         }
     return column
+
+
+def collapse_note(cells: pd.DataFrame, labels: list[str], goals: list[float]) -> str:
+    """The caption's sentence on the daggers: which cells, in how many seeds, which layers;
+    "" when no cell is marked."""
+    marked = [f"{label} at {goal_header(goal)} ({row['n_collapsed_seeds']:.0f} of {row['n_seeds']} seeds: "
+              f"{row['collapsed_layers'].replace(';', ', ')})"
+              for goal in goals for label, row in at_goal(cells, goal, labels).iterrows() if collapsed(row)]
+    if not marked:
+        return ""
+    return (" \u2020: the selected configuration ended with a collapsed layer (a conv or linear layer with no "
+            f"remaining weight) in some seeds: {'; '.join(marked)}.")
 
 
 def throughputs(cells: pd.DataFrame) -> dict[str, float]:
@@ -84,7 +112,7 @@ def render_table(cells: pd.DataFrame, *, labels: list[str], goals: list[float], 
     } for label in labels]
     env = environment()
     table = env.get_template("table.tex.j2").render(
-        caption=caption, goals=[goal_header(goal) for goal in goals], rows=rows, columns=list(columns), time_header=time_header)
+        caption=caption + collapse_note(cells, labels, goals), goals=[goal_header(goal) for goal in goals], rows=rows, columns=list(columns), time_header=time_header)
     standalone = env.get_template("standalone.tex.j2").render(table=table)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
