@@ -183,18 +183,21 @@ def decay_of(optimizer):
     return {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
 
 
-def test_lc_optimizer_groups_and_no_weight_decay_in_fine_tuning():
+def test_lc_optimizer_groups_and_the_weight_decay_of_fine_tuning():
     model = two_layers()
     method = make("lc", hp=PRUNABLE, model=model)
     regular = decay_of(make_optimizer(method, model))
     assert regular == {id(model[0].weight): 0.0, id(model[1].weight): 0.0, id(model[0].bias): 0.01}
     method.enter(method.phases()[1])
-    finetune = decay_of(make_optimizer(method, model))
-    assert finetune == {id(p): 0.0 for p in model.parameters()}
+    assert decay_of(make_optimizer(method, model)) == {id(p): 0.01 for p in model.parameters()}  # the authors' code
+    paper = make("lc", hp={**PRUNABLE, "finetune_decay": "none"}, model=model)
+    paper.enter(paper.phases()[1])
+    finetune = decay_of(make_optimizer(paper, model))
+    assert finetune == {id(p): 0.0 for p in model.parameters()}  # appendix A.2.1
     set_grads(model, [[0.1] * 3] * 2, [[0.1, 0.1]])
-    method.after_backward(model)
+    paper.after_backward(model)
     assert torch.equal(model[1].weight.grad, torch.tensor([[0.1, 0.1]]))
-    assert METHODS["lc"].retraining_is_timed and method.phases()[1].timed
+    assert METHODS["lc"].retraining_is_timed and paper.phases()[1].timed
 
 
 def test_lc_ranking_every_parameter_leaves_the_optimizer_no_decay():

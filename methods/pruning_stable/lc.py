@@ -28,8 +28,11 @@ class LC(PruningStable):
     "prunable"``: only the prunable weights are ranked and the others keep the optimizer's
     decay), and the decay is the constant lambda_0 of the training: appendix A.2.1 grows it
     as lambda_0 * 1.1^j, which ``decay_growth = 1.1`` gives, with regular training split
-    into ``decay_steps`` equal stages by iteration and j the stage index. Fine-tuning uses
-    weight decay 0 for every parameter, as appendix A.2.1 says.
+    into ``decay_steps`` equal stages by iteration and j the stage index. Fine-tuning keeps
+    the training's weight decay, as the authors' FT after LC does (a retraining run of
+    runners/pretrainedRunner.py with the configuration's weight_decay, the value that also
+    names the trained model it loads); appendix A.2.1 deactivates it (``finetune_decay =
+    "none"``).
     """
 
     name = "lc"
@@ -42,6 +45,9 @@ class LC(PruningStable):
         "decay_steps": Param(20, "stages of regular training over which the decay grows", above=0),
         "decay_growth": Param(1.0, "growth of the decay per stage, lambda_0 * growth^j: 1 keeps it constant "
                                    "(the authors' code), 1.1 is appendix A.2.1's", above=0),
+        "finetune_decay": Param("training", "weight decay of the FT after the hard prune: the training's "
+                                            "(the authors' code) or none (appendix A.2.1)",
+                                choices=("training", "none")),
     }
 
     def setup(self, model: nn.Module, steps_per_epoch: int) -> None:
@@ -61,9 +67,13 @@ class LC(PruningStable):
         return self.training["weight_decay"] * self.hp["decay_growth"] ** j
 
     def optimizer_groups(self, model: nn.Module) -> list[dict]:
-        """Weight decay 0 in the optimizer for what ``after_backward`` decays, the training's for the rest."""
+        """Weight decay 0 in the optimizer for what ``after_backward`` decays, the training's for the
+        rest; in fine-tuning, the training's or none (``finetune_decay``)."""
         trainable = [p for p in model.parameters() if p.requires_grad]
-        if not self.in_regular_training or self.hp["rank_over"] == "all":
+        if not self.in_regular_training:
+            return [{"params": trainable, "weight_decay": 0.0}] if self.hp["finetune_decay"] == "none" \
+                else [{"params": trainable}]
+        if self.hp["rank_over"] == "all":
             return [{"params": trainable, "weight_decay": 0.0}]
         weights = [m.weight for m in prunable_modules(model)]
         prunable = {id(w) for w in weights}
