@@ -1,6 +1,8 @@
 """Shared fixtures: a valid manifest written to a temporary file, edited per test."""
 
 import copy
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -76,6 +78,19 @@ def shipped_manifest():
 def data_root(tmp_path_factory):
     """One data root per test session: MNIST-1D is generated there once."""
     return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def smoke_inline(tmp_path_factory, data_root):
+    """(results, reports) of the headline table's smoke grid, run once per session through
+    `prunebench run --executor inline` in a subprocess, for every test that needs its runs."""
+    base = tmp_path_factory.mktemp("smoke-inline")
+    results, reports = base / "results", base / "reports"
+    done = subprocess.run([sys.executable, "-m", "bench.cli", "run", "table-imp-vs-stable", "--profile", "smoke",
+                           "--executor", "inline", "--quiet", "--results", str(results), "--reports", str(reports),
+                           "--data-root", str(data_root)], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return results, reports
 
 
 TINY_TRAINING = {"model": "resnet1d", "dataset": "mnist1d", "epochs": 2, "batch_size": 128, "lr": 0.1,

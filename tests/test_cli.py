@@ -34,9 +34,9 @@ def run_ids(results: Path) -> set[str]:
     return {p.name for p in (results / "runs").iterdir() if not p.name.startswith(".")} if (results / "runs").exists() else set()
 
 
-def test_smoke_profile_end_to_end_then_nothing_to_rerun(dirs, capsys):
-    results, reports, where = dirs
-    assert main(["run", "table-imp-vs-stable", "--profile", "smoke", "--executor", "inline", "--quiet", *where]) == 0
+def test_smoke_profile_end_to_end_then_nothing_to_rerun(smoke_inline, data_root, capsys):
+    results, reports = smoke_inline  # `prunebench run table-imp-vs-stable --profile smoke --executor inline`
+    where = ["--results", str(results), "--reports", str(reports), "--data-root", str(data_root)]
     manifest = load("table-imp-vs-stable", "smoke")
     specs = manifest.expand()
     expected = {s.run_id for s in specs} | {s.parent.run_id for s in specs if s.parent}

@@ -45,10 +45,8 @@ def slurm_results(slurm_cluster, data_root, tmp_path_factory):
     return results
 
 
-def test_grid_runs_as_job_arrays_with_the_inline_records(slurm_results, data_root, tmp_path):
-    inline = prunebench(tmp_path, data_root, "--executor", "inline")
-    assert inline.returncode == 0, inline.stdout + inline.stderr
-    assert records(slurm_results) == records(tmp_path)
+def test_grid_runs_as_job_arrays_with_the_inline_records(slurm_results, smoke_inline):
+    assert records(slurm_results) == records(smoke_inline[0])
 
     names = job_folders(slurm_results)
     tasks = [name for name in names if re.fullmatch(r"\d+_\d+", name)]
