@@ -108,6 +108,8 @@ def describe_method(cls) -> str:
     summary = (cls.__doc__ or "").strip().splitlines()[0]
     lines = [f"{cls.name} ({cls.__module__.replace('.', '/')}.py; {cls.paper}): {summary}"]
     lines += [f"  {name}: {param.describe()}" for name, param in cls.params.items()] or ["  no hyperparameters"]
+    if cls.sparsity_control:
+        lines.append("  sparsity set by: {} (searched on a {} scale)".format(*cls.sparsity_control))
     return "\n".join(lines)
 
 
@@ -135,7 +137,7 @@ def cmd_run(args) -> int:
     from .execute import check_executor, default_jobs, plan, run_plan, submit_plan
     from .manifest import load
     from .runlist import remember
-    from .runspec import with_parents
+    from .search import expand
     from .store import RunStore
 
     manifest = load(args.target, args.profile)
@@ -147,15 +149,14 @@ def cmd_run(args) -> int:
                           key="--no-wait")
     slurm = slurm_settings(args, manifest)
     store = RunStore(args.results)
-    specs = manifest.expand()
+    specs = expand(manifest, store)
     if not args.dry_run:
-        for spec in with_parents(specs):
-            problem = store.discard_corrupt(spec.run_id)
-            if problem:
-                print(f"unreadable record, run {spec.run_id} will run again: {problem}", file=sys.stderr)
+        discard_corrupt(specs, store)
+        specs = expand(manifest, store)
     grid = plan(specs, store)
+    rounds = max(row.search_rounds for row in manifest.rows)
     print(f"{manifest.target} [{manifest.profile}]: {grid.total} runs, {grid.done} done, "
-          f"{len(grid.pending)} to run ({grid.epochs} epochs)")
+          f"{len(grid.pending)} to run ({grid.epochs} epochs)" + (f" + up to {rounds} search rounds" if rounds else ""))
     if args.dry_run:
         return 0
     data_root = str(Path(args.data_root) if args.data_root else default_data_root())
@@ -168,11 +169,18 @@ def cmd_run(args) -> int:
         arrays = submit_plan(grid, store, data_root=data_root, slurm=slurm)
         where = f" --results {args.results}" if args.results != DEFAULT_RESULTS else ""
         print(f"submitted job arrays {', '.join(arrays)}; follow them with "
-              f"`prunebench status {args.target} --profile {manifest.profile}{where}`")
+              f"`prunebench status {args.target} --profile {manifest.profile}{where}`"
+              + ("; once they end, `prunebench run` again submits the next search round" if rounds else ""))
         return 0
     jobs = args.jobs or default_jobs(manifest.training["threads"], slurm["mem_gb"])
-    run_plan(grid, store, executor=args.executor, jobs=jobs, data_root=data_root, slurm=slurm,
-             progress=not args.quiet)
+    for _ in range(rounds + 1):  # the grid, then one pass per search round
+        run_plan(grid, store, executor=args.executor, jobs=jobs, data_root=data_root, slurm=slurm,
+                 progress=not args.quiet)
+        before, specs = {spec.run_id for spec in specs}, expand(manifest, store)
+        if {spec.run_id for spec in specs} <= before:
+            break
+        grid = plan(specs, store)
+        print(f"search: {len(grid.pending)} more runs ({grid.epochs} epochs)")
     runs = remember(manifest, specs, Path(args.results))
     failed = store.failures(runs.needed)
     for run_id, error in failed.items():
@@ -180,6 +188,16 @@ def cmd_run(args) -> int:
     if not args.no_report:
         print(f"report: {render(manifest, runs, store, Path(args.reports))}")
     return 1 if failed else 0
+
+
+def discard_corrupt(specs, store) -> None:
+    """Move aside the unreadable records of the runs (and parents), so that they run again."""
+    from .runspec import with_parents
+
+    for spec in with_parents(specs):
+        problem = store.discard_corrupt(spec.run_id)
+        if problem:
+            print(f"unreadable record, run {spec.run_id} will run again: {problem}", file=sys.stderr)
 
 
 def render(manifest, runs, store, reports: Path) -> Path:
@@ -205,10 +223,11 @@ def cmd_report(args) -> int:
 def cmd_status(args) -> int:
     from .execute import scheduler_states, status
     from .manifest import load
+    from .search import expand
     from .store import RunStore
 
     manifest, store = load(args.target, args.profile), RunStore(args.results)
-    counts = status(manifest.expand(), store)
+    counts = status(expand(manifest, store), store)
     print(f"{manifest.target} [{manifest.profile}]: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
     states = scheduler_states(store)
     if states:

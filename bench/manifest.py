@@ -95,6 +95,11 @@ ROW = {
     "params": Param({}),
     "grid": Param({}, type=(dict, list)),
     "constraint": Param(None, type=str),
+    "search": Param(None, type=dict),
+}
+SEARCH = {
+    "rounds": Param(help="rounds of the search for configurations that land in the goal columns",
+                    type=int, at_least=0, at_most=10),
 }
 
 REPORT = {
@@ -196,6 +201,7 @@ class Row:
     params: dict
     grids: list[dict]  # the row's grid is the union of these cartesian products
     constraint: str | None
+    search_rounds: int = 0  # rounds of the sparsity search (bench/search.py) after the first grid
 
     def points(self) -> list[dict]:
         """The row's grid points, each once (a list of grids is their union)."""
@@ -222,21 +228,26 @@ class Manifest:
     slurm: dict
     complete: bool = True  # False when loaded without the registries: rows hold only label and method
 
+    def checker(self) -> "Checker":
+        return Checker(self.path, "" if self.profile == "base" else f"profiles.{self.profile}: ")
+
     def expand(self) -> list[RunSpec]:
         """Every run of every row; the dense parents are reachable through ``parent``. What a
         method rejects while planning (a budget that does not fit) is a ConfigError naming
         the row and the key."""
         if not self.complete:
             raise RuntimeError("a manifest loaded without the registries cannot be expanded")
-        check = Checker(self.path, "" if self.profile == "base" else f"profiles.{self.profile}: ")
+        check = self.checker()
         return [spec for i, row in enumerate(self.rows) for spec in expand_row(self, row, check, f"rows[{i}]")]
 
 
-def expand_row(manifest: Manifest, row: Row, check: Checker, key: str) -> list[RunSpec]:
+def expand_row(manifest: Manifest, row: Row, check: Checker, key: str, points: list[dict] | None = None) \
+        -> list[RunSpec]:
+    """The runs of the row's grid points (default: its first grid, ``row.points()``)."""
     method, dense = _methods()[row.method], _methods()["dense"]
     shared = {name: value for name, value in manifest.params.items() if name in method.params}
     specs = []
-    for point in row.points():
+    for point in row.points() if points is None else points:
         settings = {**shared, **row.params, **point}
         training = {**manifest.training, **{k: v for k, v in settings.items() if k in TRAINING_AXES}}
         with check.placed(f"{key}."):
@@ -399,7 +410,7 @@ def validate(raw: dict, check: Checker, target: str, profile: str, registries: b
             rows.append(validate_row(raw_row, check, f"rows[{i}]", top["params"]))
         else:
             row = check.table(f"rows[{i}]", raw_row, unregistered(ROW))
-            rows.append(Row(row["label"], row["method"], {}, [], None))
+            rows.append(Row(row["label"], row["method"], {}, [], None, search_rounds(row, check, f"rows[{i}]")))
         if rows[-1].label in labels:
             check.fail(f"rows[{i}].label", f"duplicate label {rows[-1].label!r}")
         labels.add(rows[-1].label)
@@ -492,7 +503,18 @@ def validate_row(raw: dict, check: Checker, key: str, shared: dict) -> Row:
         known = {*settable, "goal_sparsity"}
         for name in sorted(names - known):
             check.fail(f"{key}.constraint", f"unknown name {name!r}; {closest(name, known)}")
-    return Row(row["label"], row["method"], params, grids, row["constraint"])
+    rounds = search_rounds(row, check, key)
+    if rounds and method.sparsity_control is None:
+        check.fail(f"{key}.search", f"method {row['method']!r} is given its sparsity; only a method that learns it "
+                                    "from a hyperparameter (sparsity_control) can be searched")
+    return Row(row["label"], row["method"], params, grids, row["constraint"], rounds)
+
+
+def search_rounds(row: dict, check: Checker, key: str) -> int:
+    """The rounds of the row's ``search`` table (0 without one)."""
+    if row["search"] is None:
+        return 0
+    return check.table(f"{key}.search", row["search"], SEARCH)["rounds"]
 
 
 def manifest_path(target: str) -> Path:

@@ -4,11 +4,12 @@ report from stored runs imports neither the methods nor torch.
 Expanding a manifest needs every method's hyperparameters and defaults, and so the
 ``methods`` package and torch (seconds). Whoever expands a manifest (``run``, ``validate``,
 or a ``report`` that finds no list) writes ``results/runlists/<target>/<profile>.json``: the
-(run id, row label) of every run and the ids of the parents they need, under a fingerprint
-of all it was computed from: the manifest's text (with what it extends), the profile, and
-the source files of the code that expands it (``bench/manifest.py``, ``bench/runspec.py``,
-``schema/``, ``methods/``). A list whose fingerprint no longer matches is ignored and
-written anew; with ``$PRUNEBENCH_PLUGINS`` set, lists are neither read nor written.
+(run id, row label) of every run, the points of a sparsity search included, and the ids of
+the parents they need, under a fingerprint of all it was computed from: the manifest's
+text (with what it extends), the profile, and the source files of the code that expands it
+(``bench/manifest.py``, ``bench/runspec.py``, ``bench/search.py``, ``schema/``,
+``methods/``). A list whose fingerprint no longer matches is ignored and written anew;
+with ``$PRUNEBENCH_PLUGINS`` set, lists are neither read nor written.
 """
 
 import hashlib
@@ -20,8 +21,10 @@ from pathlib import Path
 
 from .manifest import Manifest, load, read_raw
 from .runspec import RunSpec, canonical_json, with_parents
+from .search import expand
+from .store import RunStore
 
-CODE = ("bench/manifest.py", "bench/runspec.py", "bench/runlist.py")
+CODE = ("bench/manifest.py", "bench/runspec.py", "bench/runlist.py", "bench/search.py")
 PACKAGES = ("schema", "methods")
 
 
@@ -89,7 +92,8 @@ def write(results: Path, target: str, profile: str, key: str, runs: RunList) -> 
 
 
 def remember(manifest: Manifest, specs: list[RunSpec], results: Path) -> RunList:
-    """The list of ``specs``, the expansion of ``manifest``, stored for later reports."""
+    """The list of ``specs``, the expansion of ``manifest`` (search points included), stored
+    for later reports."""
     runs = RunList.of(specs)
     write(results, manifest.target, manifest.profile, fingerprint(read_raw(manifest.path), manifest.profile), runs)
     return runs
@@ -97,9 +101,11 @@ def remember(manifest: Manifest, specs: list[RunSpec], results: Path) -> RunList
 
 def runs_for(manifest: Manifest, results: Path) -> RunList:
     """The runs of ``manifest`` (loaded with or without its registries): the stored list when
-    it is current, else the manifest expanded afresh (importing the methods) and stored."""
+    it is current, else the manifest expanded afresh with the search points its stored records
+    give (importing the methods) and stored."""
+
     stored = read(results, manifest.target, manifest.profile, fingerprint(read_raw(manifest.path), manifest.profile))
     if stored is not None:
         return stored
     complete = manifest if manifest.complete else load(str(manifest.path), manifest.profile)
-    return remember(complete, complete.expand(), results)
+    return remember(complete, expand(complete, RunStore(results)), results)

@@ -18,6 +18,8 @@ from ..runlist import RunList
 from ..store import RunStore
 from . import render_pareto, render_stability, render_table, select_cells, write_selection
 from .paper import evaluate_claims, paper_vs_ours, reference_table, render_paper_vs_ours
+from .select import with_configs
+from .table import goal_header
 
 
 def labelled_records(runs: RunList, store: RunStore) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -44,11 +46,26 @@ def labels_where(records: pd.DataFrame, flag: str) -> list[str]:
     return sorted(records.loc[records[flag].astype(bool), "label"].unique())
 
 
-def caption(manifest: Manifest, learned: list[str]) -> str:
+def search_note(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, learned: list[str]) -> str:
+    """How many configurations each learned-sparsity row tried, and why a goal column of it
+    is empty (after how many search rounds)."""
+    if not learned:
+        return ""
+    tried = with_configs(records).groupby("label")["config"].nunique()
+    rounds = {row.label: row.search_rounds for row in manifest.rows}
+    filled = set(zip(cells["label"], cells["goal_sparsity"].round(6)))
+    empty = [f"{label} at {goal_header(goal)}: no configuration within 0.25 points"
+             + (f" after {rounds[label]} rounds" if rounds.get(label) else "") + f" ({tried[label]} tried)"
+             for label in learned for goal in manifest.goal_sparsities if (label, round(goal, 6)) not in filled]
+    counts = ", ".join(f"{label} {tried[label]}" for label in learned)
+    return f"Configurations tried: {counts}. " + (f"Empty: {'; '.join(empty)}. " if empty else "")
+
+
+def caption(manifest: Manifest, learned: list[str], note: str = "") -> str:
     second = ("Images/s is the training throughput" if manifest.report["time_column"] == "throughput"
               else "Time is the training wall time relative to the dense model")
     landing = (f"Methods whose sparsity is learned ({', '.join(learned)}) land in a column when the mean final "
-               "sparsity of a configuration is within 0.25 points of the goal; " if learned else "")
+               "sparsity of a configuration is within 0.25 points of the goal. " + note if learned else "")
     return (f"{manifest.title} ({manifest.source}). {profile_text(manifest)} "
             "Per method and goal sparsity, the configuration with the highest mean validation accuracy is "
             "shown with its test accuracy (%), theoretical speedup and sparsity (%), mean \u00b1 std over seeds. "
@@ -76,8 +93,10 @@ def render_report(manifest: Manifest, runs: RunList, store: RunStore, reports: P
                 stable = [label for label in labels if label in labels_where(records, "pruning_stable")]
                 render_stability(cells, labels=stable, out_dir=staging, title=f"{manifest.title} ({manifest.profile})")
             else:
+                learned = [label for label in labels if label in labels_where(records, "learns_sparsity")]
                 render_table(cells, labels=labels, goals=manifest.goal_sparsities, bold=report["bold"],
-                             caption=caption(manifest, labels_where(records, "learns_sparsity")), out_dir=staging,
+                             caption=caption(manifest, learned, search_note(manifest, records, cells, learned)),
+                             out_dir=staging,
                              columns=report["columns"],
                              time_column=report["time_column"])
                 render_pareto(cells, labels=labels, out_dir=staging, title=manifest.title)

@@ -13,16 +13,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.search import LANDING_TOLERANCE
+
 SPREAD_METRICS = ("test_accuracy", "theoretical_speedup", "sparsity", "pruning_stability", "retrain_gain")
 MEAN_METRICS = ("train_seconds", "images_per_second", "accuracy_before_prune", "accuracy_after_prune")
 CELL_COLUMNS = [
-    "label", "method", "goal_sparsity", "config", "n_seeds", "run_ids", "val_accuracy_mean",
+    "label", "method", "goal_sparsity", "config", "n_configs", "n_seeds", "run_ids", "val_accuracy_mean",
     *(f"{metric}_{stat}" for metric in SPREAD_METRICS for stat in ("mean", "std", "min", "max")),
     *(f"{metric}_mean" for metric in MEAN_METRICS),
     "n_collapsed_seeds", "collapsed_layers",
 ]
 GOAL_TOLERANCE = 1e-6
-LANDING_TOLERANCE = 0.0025
 
 
 def _plain(value):
@@ -36,6 +37,12 @@ def config_json(hp: dict) -> str:
     runs that share their missing values share their configuration."""
     config = {key.removeprefix("hp_"): _plain(value) for key, value in hp.items() if not pd.isna(value)}
     return json.dumps(config, sort_keys=True, separators=(",", ":"))
+
+
+def with_configs(records: pd.DataFrame) -> pd.DataFrame:
+    """The records with a ``config`` column: the JSON of their ``hp_`` values."""
+    hp_columns = sorted(column for column in records.columns if column.startswith("hp_"))
+    return records.assign(config=[config_json(hp) for hp in records[hp_columns].to_dict("records")])
 
 
 def assign_columns(runs: pd.DataFrame, goals: list[float]) -> dict[float, pd.DataFrame]:
@@ -99,17 +106,19 @@ def summarize(runs: pd.DataFrame) -> dict:
 
 def select_cells(records: pd.DataFrame, goals: list[float], select_by: str = "val_accuracy") -> pd.DataFrame:
     """One row per (label, goal) with a selection: the chosen configuration, the runs
-    backing it and their statistics (columns ``CELL_COLUMNS``)."""
+    backing it and their statistics (columns ``CELL_COLUMNS``). ``n_configs`` counts the
+    configurations that competed for the cell: those pruned towards its goal, or every
+    configuration of a row whose sparsity is learned (each is a try at every column)."""
     if select_by == "test_accuracy":
         raise ValueError("configurations must be selected on validation data, not on test accuracy")
-    hp_columns = sorted(column for column in records.columns if column.startswith("hp_"))
-    runs = records.assign(config=[config_json(hp) for hp in records[hp_columns].to_dict("records")])
     cells = []
-    for label, label_runs in runs.groupby("label", sort=True):
+    for label, label_runs in with_configs(records).groupby("label", sort=True):
+        learned = label_runs["goal_sparsity"].isna().all()
         for goal, candidates in assign_columns(label_runs, goals).items():
             if not candidates.empty:
                 chosen = best_configuration(candidates, select_by)
-                cells.append({"label": label, "goal_sparsity": goal, **summarize(chosen)})
+                n_configs = (label_runs if learned else candidates)["config"].nunique()
+                cells.append({"label": label, "goal_sparsity": goal, "n_configs": n_configs, **summarize(chosen)})
     return pd.DataFrame(cells, columns=CELL_COLUMNS)
 
 

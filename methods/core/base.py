@@ -68,6 +68,8 @@ class Method:
     prunes_after_training: ClassVar[bool] = False  # starts from the dense run of its seed and config
     pruning_stable: ClassVar[bool] = False  # sparsifies while training, then a hard prune and FT
     learns_sparsity: ClassVar[bool] = False  # its final sparsity follows from hyperparameters, not a goal
+    # (hyperparameter, "linear" or "log"): what sets a learned sparsity, searched on that scale
+    sparsity_control: ClassVar[tuple[str, str] | None] = None
     # Raise it when a change of the code changes what the method's runs compute: it is part of
     # the run id (from 1 on), so stored runs of the earlier code are run again, not reused.
     revision: ClassVar[int] = 0

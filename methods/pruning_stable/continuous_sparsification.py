@@ -39,6 +39,7 @@ class CS(LearnedSparsity):
     paper = "Savarese et al. (2020)"
     revision = 1
     extra = "weight_mask_logits"
+    sparsity_control = ("s_init", "linear")
     retraining_is_timed = True
     params = {
         **LearnedSparsity.params,

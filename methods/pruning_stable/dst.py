@@ -59,6 +59,7 @@ class DST(LearnedSparsity):
     paper = "Liu et al. (2020)"
     revision = 1
     extra = "weight_threshold"
+    sparsity_control = ("alpha", "log")
     params = {**LearnedSparsity.params,
               "alpha": Param(1e-5, "strength of the penalty alpha * sum exp(-t) on the thresholds", "alpha", above=0)}
 

@@ -37,6 +37,7 @@ class STR(LearnedSparsity):
     name = "str"
     paper = "Kusupati et al. (2020)"
     extra = "weight_threshold"
+    sparsity_control = ("s_init", "linear")
     params = {**LearnedSparsity.params,
               "s_init": Param(-5.0, "initial value of every layer's threshold parameter", "s_init")}
 
