@@ -53,10 +53,21 @@ def test_grid_runs_as_job_arrays_with_the_inline_records(slurm_results, smoke_in
     arrays = sorted({task.split("_")[0] for task in tasks})
     assert len(tasks) == len(SPECS) and len(arrays) == len({spec.stage for spec in SPECS})
     assert sorted(set(names) - set(tasks)) == arrays
-    sacct = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(arrays)],
-                           capture_output=True, text=True, check=True)
-    states = dict(line.split("|") for line in sacct.stdout.splitlines())
+    states = final_states(arrays)
     assert sorted(states) == sorted(tasks) and set(states.values()) == {"COMPLETED"}
+
+
+def final_states(jobs: list[str], patience: float = 60.0) -> dict[str, str]:
+    """Each task's SLURM state once none is still running: a task's result file is written
+    before slurmctld hears that the task ended, so accounting may lag the records briefly."""
+    deadline = time.monotonic() + patience
+    while True:
+        sacct = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(jobs)],
+                               capture_output=True, text=True, check=True)
+        states = dict(line.split("|") for line in sacct.stdout.splitlines())
+        if not {"RUNNING", "COMPLETING", "PENDING"} & set(states.values()) or time.monotonic() > deadline:
+            return states
+        time.sleep(1)
 
 
 def test_second_run_submits_nothing(slurm_results, data_root):
@@ -157,6 +168,7 @@ def test_no_wait_chains_the_stages_by_dependency_and_status_follows_them(slurm_c
         time.sleep(2)
     assert f"{len(specs)} done, 0 failed, 0 running, 0 queued" in last, last
     assert all(RunStore(results).read_record(spec.run_id)["status"] == "ok" for spec in specs)
+    final_states([parents, children])
     sacct = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,Start,End", "-j", f"{parents},{children}"],
                            capture_output=True, text=True, check=True).stdout
     times = {job: (start, end) for job, start, end in (line.split("|") for line in sacct.splitlines())}
