@@ -96,6 +96,8 @@ ROW = {
     "grid": Param({}, type=(dict, list)),
     "constraint": Param(None, type=str),
     "search": Param(None, type=dict),
+    "diagnostic": Param(False, "a row that tests a belief about a claim (claims[].belief): run, selected and "
+                               "judged like any row, but kept out of the paper's table and comparison"),
 }
 SEARCH = {
     "rounds": Param(help="rounds of the search for configurations that land in the goal columns",
@@ -117,7 +119,11 @@ CLAIM = {
     "metric": Param("test_accuracy",
                     choices=("test_accuracy", "pruning_stability", "retrain_gain", "theoretical_speedup")),
     "goals": Param(None, type=list),
+    "belief": Param(None, type=dict),
 }
+# What we believe causes a claim's disagreement, stated as an ordering our runs can test
+# (for example a diagnostic row that keeps every layer alive against the collapsing one).
+BELIEF = {name: param for name, param in CLAIM.items() if name != "belief"}
 SLURM = {
     "partition": Param(None, type=str),
     "time_min": Param(24 * 60, above=0),
@@ -202,6 +208,7 @@ class Row:
     grids: list[dict]  # the row's grid is the union of these cartesian products
     constraint: str | None
     search_rounds: int = 0  # rounds of the sparsity search (bench/search.py) after the first grid
+    diagnostic: bool = False  # tests a claim's belief; not a row of the paper's table
 
     def points(self) -> list[dict]:
         """The row's grid points, each once (a list of grids is their union)."""
@@ -410,7 +417,8 @@ def validate(raw: dict, check: Checker, target: str, profile: str, registries: b
             rows.append(validate_row(raw_row, check, f"rows[{i}]", top["params"]))
         else:
             row = check.table(f"rows[{i}]", raw_row, unregistered(ROW))
-            rows.append(Row(row["label"], row["method"], {}, [], None, search_rounds(row, check, f"rows[{i}]")))
+            rows.append(Row(row["label"], row["method"], {}, [], None, search_rounds(row, check, f"rows[{i}]"),
+                            row["diagnostic"]))
         if rows[-1].label in labels:
             check.fail(f"rows[{i}].label", f"duplicate label {rows[-1].label!r}")
         labels.add(rows[-1].label)
@@ -423,14 +431,9 @@ def validate(raw: dict, check: Checker, target: str, profile: str, registries: b
         check.value(f"report.columns[{i}]", column, Param(type=str, choices=REPORT_COLUMNS))
     claims = []
     for i, raw_claim in enumerate(top["claims"]):
-        if not isinstance(raw_claim, dict):
-            check.fail(f"claims[{i}]", "must be a table ([[claims]])")
-        claim = check.table(f"claims[{i}]", raw_claim, CLAIM)
-        for side in ("better", "worse"):
-            if claim[side] not in labels:
-                check.fail(f"claims[{i}].{side}", f"no row labelled {claim[side]!r}; {closest(claim[side], labels)}")
-        claim["goals"] = [check.value(f"claims[{i}].goals[{j}]", g, GOAL)
-                          for j, g in enumerate(claim["goals"] or [])] or None
+        claim = validate_claim(check, f"claims[{i}]", raw_claim, CLAIM, labels)
+        if claim["belief"] is not None:
+            claim["belief"] = validate_claim(check, f"claims[{i}].belief", claim["belief"], BELIEF, labels)
         claims.append(claim)
     slurm = check.table("slurm", top["slurm"], SLURM)
     for name, value in top["profiles"].items():
@@ -507,7 +510,19 @@ def validate_row(raw: dict, check: Checker, key: str, shared: dict) -> Row:
     if rounds and method.sparsity_control is None:
         check.fail(f"{key}.search", f"method {row['method']!r} is given its sparsity; only a method that learns it "
                                     "from a hyperparameter (sparsity_control) can be searched")
-    return Row(row["label"], row["method"], params, grids, row["constraint"], rounds)
+    return Row(row["label"], row["method"], params, grids, row["constraint"], rounds, row["diagnostic"])
+
+
+def validate_claim(check: Checker, key: str, raw, schema: dict, labels: set[str]) -> dict:
+    """A claim (or a claim's belief): two row labels, a metric and the goals it names."""
+    if not isinstance(raw, dict):
+        check.fail(key, "must be a table ([[claims]] or [claims.belief])")
+    claim = check.table(key, raw, schema)
+    for side in ("better", "worse"):
+        if claim[side] not in labels:
+            check.fail(f"{key}.{side}", f"no row labelled {claim[side]!r}; {closest(claim[side], labels)}")
+    claim["goals"] = [check.value(f"{key}.goals[{j}]", g, GOAL) for j, g in enumerate(claim["goals"] or [])] or None
+    return claim
 
 
 def search_rounds(row: dict, check: Checker, key: str) -> int:

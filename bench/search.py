@@ -3,10 +3,11 @@
 These methods cannot be given a sparsity; it follows from one hyperparameter, the method's
 ``sparsity_control``. A row with ``search = { rounds = R }`` runs its grid, then R rounds:
 each fits final sparsity against that hyperparameter within every group of the row's grid
-points that agree on all other keys, and adds the values predicted to land within
-LANDING_TOLERANCE of each goal no configuration of the group reaches yet (Back to Basics,
-Figure 10: "additional hyperparameter searches"). A round is computed from stored records
-only, so the search resumes like any grid, and a point proposed twice is the same run.
+points that agree on all other keys and, for each goal no configuration reaches yet, adds
+the value predicted to land within LANDING_TOLERANCE of it in the most promising group
+(Back to Basics, Figure 10: "additional hyperparameter searches"). A round is computed
+from stored records only, so the search resumes like any grid, and a point proposed twice
+is the same run.
 """
 
 import math
@@ -85,11 +86,15 @@ def expand(manifest: Manifest, store: RunStore) -> list[RunSpec]:
 
 
 def search_round(manifest: Manifest, row: Row, points: list[dict], store: RunStore, key: str) -> list[dict] | None:
-    """The grid points one round adds to ``points`` (grouped by the keys other than the
-    control; mean sparsity over seeds), or None while some of their runs are not finished."""
+    """The grid points one round adds to ``points``, or None while some of their runs are not
+    finished. Points are grouped by the keys other than the control and averaged over seeds;
+    each goal no configuration reaches yet gets one proposal, from the group that can make
+    one whose configuration nearest the goal in sparsity has the best mean validation score
+    (the report's ``select_by``), so a round costs at most one configuration per goal."""
     method = _methods()[row.method]
     control, scale = method.sparsity_control
-    runs = {canonical_json(point): [spec.run_id for spec in expand_row(manifest, row, manifest.checker(), key, [point])]
+    check = manifest.checker()
+    runs = {canonical_json(point): [spec.run_id for spec in expand_row(manifest, row, check, key, [point])]
             for point in points}
     run_ids = [run_id for ids in runs.values() for run_id in ids]
     if not all(store.is_done(run_id) for run_id in run_ids):
@@ -97,12 +102,28 @@ def search_round(manifest: Manifest, row: Row, points: list[dict], store: RunSto
     records, broken = store.collect(run_ids)
     if broken or records.empty:
         return None
-    sparsity = dict(zip(records["run_id"], records["sparsity"].astype(float)))
-    groups: dict[str, tuple[dict, list[tuple[float, float]]]] = {}
+    records = records.set_index("run_id")
+    groups: dict[str, tuple[dict, list[tuple[float, float, float]]]] = {}
     for point in points:
-        seeds = [sparsity[run_id] for run_id in runs[canonical_json(point)]]
-        if control in point and seeds:  # a point the constraint removes has no runs
+        seeds = records.loc[records.index.intersection(runs[canonical_json(point)])]
+        if control in point and len(seeds):  # a point the constraint removes has no runs
             others = {k: v for k, v in point.items() if k != control}
-            groups.setdefault(canonical_json(others), (others, []))[1].append((point[control], sum(seeds) / len(seeds)))
-    return [{**others, control: value} for others, tried in groups.values()
-            for value in propose(tried, manifest.goal_sparsities, scale, bounds=method.params[control])]
+            tried = (point[control], seeds["sparsity"].astype(float).mean(),
+                     seeds[manifest.report["select_by"]].astype(float).mean())
+            groups.setdefault(canonical_json(others), (others, []))[1].append(tried)
+    new = []
+    for goal in manifest.goal_sparsities:
+        if any(abs(s - goal) <= LANDING_TOLERANCE + SLACK for _, tried in groups.values() for _, s, _ in tried):
+            continue
+        offers = [(score_near(tried, goal), {**others, control: value}) for others, tried in groups.values()
+                  for value in propose([(v, s) for v, s, _ in tried], [goal], scale, bounds=method.params[control])]
+        if offers:
+            point = max(offers, key=lambda offer: offer[0])[1]
+            new += [point] if point not in new else []
+    return new
+
+
+def score_near(tried: list[tuple[float, float, float]], goal: float) -> float:
+    """The validation score of the tried configuration whose sparsity is nearest ``goal``."""
+    score = min(tried, key=lambda t: abs(t[1] - goal))[2]
+    return score if math.isfinite(score) else -math.inf

@@ -83,6 +83,12 @@ def test_smoke_profile_end_to_end_then_nothing_to_rerun(smoke_inline, data_root,
     assert run_ids(results) == expected
     claims = pd.read_csv(out / "claims.csv")
     assert len(claims) == len(manifest.claims) and set(claims["verdict"]) <= {"agree", "disagree", "cannot tell"}
+    # A diagnostic row is selected and judged for the belief it tests, but is no row of the table.
+    diagnostic = [row.label for row in manifest.rows if row.diagnostic]
+    assert diagnostic and set(diagnostic) <= set(selection["label"])
+    assert not any(label in (out / "table.tex").read_text() for label in diagnostic)
+    believed = claims[claims["belief"].notna()]
+    assert len(believed) and believed["belief_verdict"].isin(["agree", "disagree", "cannot tell"]).all()
     comparison = pd.read_csv(out / "paper-vs-ours.csv")
     assert comparison.loc[comparison["label"] == "IMP", "paper_accuracy"].tolist() == [92.79, 87.93]
 

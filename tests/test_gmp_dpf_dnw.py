@@ -222,6 +222,22 @@ def test_dpf_final_prune_applies_the_mask_in_use():
     assert torch.equal(flat_weight(model)[in_use], dense[in_use])
 
 
+@pytest.mark.parametrize("selection, emptied", [("global", True), ("uniform", False)])
+def test_dpf_global_selection_can_empty_a_layer_of_small_weights_uniform_cannot(selection, emptied):
+    model = mlp()
+    with torch.no_grad():
+        model[2].weight.mul_(1e-3)  # 250 weights, all smaller than the 1000 of the first layer
+    method = make("dpf", {"steps": 1, "selection": selection}, goal=0.75, steps_per_epoch=4, model=model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-6)
+    for _ in iterate(method, model, optimizer, 2):  # the single step after round(4 / 2) = 2 iterations
+        pass
+    kept = [int(mask_of(m).sum()) for m in prunable_modules(model)]
+    # 0.75 * 1250 = 937.5 -> 938 pruned: globally every one of the 250 small weights and 688 large ones
+    assert kept == ([312, 0] if emptied else [250, 62])  # uniform: round(0.75 * 1000), round(0.75 * 250) pruned
+    method.prune(model, 0.75)
+    assert [int(mask_of(m).sum()) for m in prunable_modules(model)] == kept
+
+
 def flat_top_mask(weights, sparsity):
     keep = torch.zeros_like(weights, dtype=torch.bool)
     keep[weights.abs().argsort(descending=True)[:weights.numel() - round(sparsity * weights.numel())]] = True

@@ -73,3 +73,25 @@ def test_a_collapsed_side_is_named_in_the_evidence_the_claims_and_the_comparison
     dpf = next(line for line in tex.splitlines() if line.startswith("DPF &"))
     assert r"8.90 $\pm$ 0.10$^\dagger$" in dpf and "\u2020: our configuration ended with a collapsed layer" in tex
     assert pd.read_csv(tmp_path / "claims.csv")["collapse"].fillna("").tolist() == ["DPF at 98% (3 of 3 seeds)", ""]
+
+
+def test_a_belief_is_judged_on_its_own_rows_and_shown_below_the_claim_it_explains(tmp_path):
+    cells = pd.DataFrame([cell("IMP+", 0.98, 0.90, 0.005), cell("DPF", 0.98, 0.089, 0.001, n_collapsed_seeds=3),
+                          cell("DPF, uniform", 0.98, 0.80, 0.005, n_collapsed_seeds=0),
+                          cell("GMP", 0.98, 0.85, 0.005)])
+    belief = {"text": "DPF collapses; kept alive it recovers", "better": "DPF, uniform", "worse": "DPF",
+              "metric": "test_accuracy", "goals": [0.98]}
+    claims = [{"text": "DPF beats IMP+", "better": "DPF", "worse": "IMP+", "metric": "test_accuracy", "goals": None,
+               "belief": belief},
+              {"text": "IMP+ beats GMP", "better": "IMP+", "worse": "GMP", "metric": "test_accuracy", "goals": None,
+               "belief": {**belief, "text": "never shown: the claim agrees"}}]
+    judged = evaluate_claims(cells, claims, [0.98])
+    first = judged.iloc[0]
+    assert (first["verdict"], first["belief_verdict"]) == ("disagree", "agree")
+    # 0.80 - 0.089 = 71.10 points; standard error sqrt((0.005^2 + 0.001^2) / 3) is far below
+    assert first["belief_evidence"] == "98%: +71.10 (agree; worse side DPF collapsed in 3 of 3 seeds)"
+    render_paper_vs_ours(paper_vs_ours(cells, reference_table("back_to_basics_table4_resnet56_cifar10.csv"),
+                                       ["IMP+", "DPF"], [0.98]), judged, caption="test", out_dir=tmp_path)
+    tex = (tmp_path / "paper-vs-ours.tex").read_text()
+    assert r"\emph{Belief: DPF collapses; kept alive it recovers}" in tex and "never shown" not in tex
+    assert pd.read_csv(tmp_path / "claims.csv")["belief_verdict"].tolist() == ["agree", "agree"]

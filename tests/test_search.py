@@ -137,6 +137,26 @@ def test_the_search_adds_a_round_once_its_inputs_are_finished(searched):
     assert [s.run_id for s in expand(manifest, store)] == [s.run_id for s in after_one]  # both goals reached
 
 
+def test_each_goal_gets_one_proposal_from_the_group_scoring_best_near_it(write_manifest, tmp_path):
+    def edit(data):
+        data["seeds"] = [0, 1]
+        data["goal_sparsities"] = [0.1, 0.5]
+        data["rows"] = [{"label": "STR", "method": "str", "search": {"rounds": 1},
+                         "grid": {"weight_decay": [5e-4, 5e-3], "s_init": [-5.0, -2.0]}}]
+    manifest, store = load(str(write_manifest(edit)), "base"), RunStore(tmp_path / "results")
+    # Both groups fit the same line: s_init -5 gives 11.9%, -2 gives 73.1%. Near 10% (s_init -5)
+    # weight decay 5e-4 validates better, near 50% (s_init -2) weight decay 5e-3 does.
+    score = {(5e-4, -5.0): 0.8, (5e-4, -2.0): 0.6, (5e-3, -5.0): 0.7, (5e-3, -2.0): 0.9}
+    first = expand(manifest, store)
+    for spec in first:
+        record = synthetic_record(spec, random.Random(spec.seed)) | {
+            "sparsity": learned(spec.hp["s_init"]), "val_accuracy": score[spec.training["weight_decay"], spec.hp["s_init"]]}
+        store.write_run(spec, record, [{"epoch": 1}], {}, "fake")
+    # 10%: logit(0.1) - 3 = -5.197 from weight decay 5e-4; 50%: logit(0.5) - 3 = -3 from 5e-3.
+    added = sorted(set(s_inits(expand(manifest, store))) - set(s_inits(first)))
+    assert added == [(5e-4, -5.2), (5e-3, -3.0)]
+
+
 # --- one real search ---------------------------------------------------------------------------
 
 @pytest.mark.slow

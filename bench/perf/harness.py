@@ -3,8 +3,9 @@
 3. Twenty short runs through ``prunebench run`` (local executor, run directories, records,
    report) against the same runs trained by ``train_run`` in a bare loop in this process.
 4. A grid with ``--jobs 1`` and with ``--jobs 2``.
-6. The CPU profile of table-imp-vs-stable from an existing .venv, and how much of its wall
-   time is spent outside training.
+6. The CPU profile of table-imp-vs-stable from an existing .venv, end to end with its search
+   rounds: how much of its wall time is spent outside training, and what the search rounds
+   cost against the first grid of the rows they search.
 """
 
 import subprocess
@@ -17,9 +18,11 @@ import pandas as pd
 import torch
 
 from ..data import default_data_root
+from .. import search
 from ..execute import default_jobs
 from ..runspec import with_parents
 from ..manifest import load
+from ..store import RunStore
 from ..train import train_run
 from .timing import Figure, figure, seconds
 
@@ -107,20 +110,45 @@ def scaling(quick: bool) -> list[Figure]:
                    "x", goal=1.7, goal_is="min", note=f"one job / two jobs: {walls}")]
 
 
+SEARCHED_ROW = """
+[[rows]]
+label = "STR"
+method = "str"
+params = { finetune_fraction = 0.0 }
+grid = { s_init = [-3.0, -2.0] }
+search = { rounds = 1 }
+"""
+
+
 def end_to_end(quick: bool) -> list[Figure]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         target, profile, name = grid(folder, quick, "cpu", runs=2)
+        if quick:  # a searched row too, so that the search's figure is computed
+            Path(target).write_text(Path(target).read_text() + SEARCHED_ROW)
+            name += " and a searched STR row"
         manifest = load(target, profile)
         jobs = default_jobs(manifest.training["threads"], manifest.slurm["mem_gb"])
         wall = prunebench_run(target, profile, folder / "results")
-        ids = [spec.run_id for spec in with_parents(manifest.expand())]
-        records = pd.concat(pd.read_parquet(folder / "results" / "runs" / run_id / "record.parquet") for run_id in ids)
+        store = RunStore(folder / "results")
+        specs = with_parents(search.expand(manifest, store))
+        records = store.collect(spec.run_id for spec in specs)[0].set_index("run_id")
     capacity = wall * jobs
     training, in_runs = records["own_train_seconds"].sum(), records["run_seconds"].sum()
-    return [figure("6. end to end", f"wall time of {name}, {len(ids)} runs", [wall / 60], "min",
-                   note=f"--jobs {jobs} (the default), with the report"),
-            figure("6. end to end", "share of worker time outside training epochs", [100 * (1 - training / capacity)],
-                   "%", note="evaluation, model set-up, records, process start-up, the report"),
-            figure("6. end to end", "share of worker time outside runs", [100 * (1 - in_runs / capacity)], "%",
-                   note="the harness itself: process start-up, planning, idle workers, the report")]
+    figures = [figure("6. end to end", f"wall time of {name}, {len(specs)} runs", [wall / 60], "min",
+                      note=f"--jobs {jobs} (the default), with the report and the search rounds"),
+               figure("6. end to end", "share of worker time outside training epochs", [100 * (1 - training / capacity)],
+                      "%", note="evaluation, model set-up, records, process start-up, the report"),
+               figure("6. end to end", "share of worker time outside runs", [100 * (1 - in_runs / capacity)], "%",
+                      note="the harness itself: process start-up, planning, idle workers, the report")]
+    searched = {row.label for row in manifest.rows if row.search_rounds}
+    if searched:
+        first = {spec.run_id for spec in manifest.expand() if spec.label in searched}
+        added = {spec.run_id for spec in specs if spec.label in searched} - first
+        seconds = records["run_seconds"]
+        cost = seconds.reindex(list(added)).sum() / seconds.reindex(list(first)).sum()  # a failed run adds 0
+        figures.append(figure("6. end to end", "search rounds' cost over the first grid of the searched rows",
+                              [100 * cost], "%", goal=15.0,
+                              note=f"{', '.join(sorted(searched))}: {len(added)} runs added to {len(first)}, "
+                                   "in run seconds"))
+    return figures

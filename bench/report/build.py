@@ -79,7 +79,7 @@ def render_report(manifest: Manifest, runs: RunList, store: RunStore, reports: P
     out = Path(reports) / manifest.target / manifest.profile
     out.mkdir(parents=True, exist_ok=True)
     records, broken = labelled_records(runs, store)
-    labels = [row.label for row in manifest.rows]
+    labels = [row.label for row in manifest.rows if not row.diagnostic]  # diagnostic rows only test beliefs
     report = manifest.report
     with tempfile.TemporaryDirectory(dir=out, prefix=".render-") as tmp:
         staging = Path(tmp)

@@ -74,33 +74,44 @@ def collapsed_seeds(cell: pd.Series) -> str:
 
 
 def evaluate_claims(cells: pd.DataFrame, claims: list[dict], goals: list[float]) -> pd.DataFrame:
-    """Each claim's verdict over the goals it names that this profile has, with evidence."""
+    """Each claim's verdict over the goals it names that this profile has, with evidence;
+    for a claim with a belief (what we believe causes a disagreement), the belief's own
+    verdict on the runs that test it."""
     rows = []
     for claim in claims:
-        metric, verdicts, evidence, collapses = claim["metric"], [], [], []
-        for goal in [g for g in (claim["goals"] or goals) if any(abs(g - h) < GOAL_TOLERANCE for h in goals)]:
-            at_goal = cells[(cells["goal_sparsity"] - goal).abs() < GOAL_TOLERANCE].set_index("label")
-            if claim["better"] not in at_goal.index or claim["worse"] not in at_goal.index:
-                continue
-            better, worse = at_goal.loc[claim["better"]], at_goal.loc[claim["worse"]]
-            verdict, diff = judge(better, worse, metric)
-            verdicts.append(verdict)
-            sides = [(side, cell) for side, cell in (("better", better), ("worse", worse)) if collapsed(cell)]
-            evidence_sides = [f"{side} side {cell.name} collapsed in {collapsed_seeds(cell)}" for side, cell in sides]
-            collapses += [f"{cell.name} at {goal * 100:g}% ({collapsed_seeds(cell)})" for _, cell in sides]
-            evidence.append(f"{goal * 100:g}%: {diff * 100:+.2f} ({'; '.join([verdict, *evidence_sides])})")
-        if not verdicts:
-            overall = "cannot tell"
-            evidence = ["no goal sparsity of this profile has both rows"]
-        elif "disagree" in verdicts:
-            overall = "disagree"
-        elif all(v == "agree" for v in verdicts):
-            overall = "agree"
-        else:
-            overall = "cannot tell"
-        rows.append({"claim": claim["text"], "better": claim["better"], "worse": claim["worse"], "metric": metric,
-                     "verdict": overall, "evidence": "; ".join(evidence), "collapse": "; ".join(collapses)})
-    return pd.DataFrame(rows, columns=["claim", "better", "worse", "metric", "verdict", "evidence", "collapse"])
+        verdict, evidence, collapses = verdict_of(cells, claim, goals)
+        belief = claim.get("belief") or {}
+        tested = verdict_of(cells, belief, goals) if belief else ("", "", "")
+        rows.append({"claim": claim["text"], "better": claim["better"], "worse": claim["worse"],
+                     "metric": claim["metric"], "verdict": verdict, "evidence": evidence, "collapse": collapses,
+                     "belief": belief.get("text", ""), "belief_verdict": tested[0], "belief_evidence": tested[1]})
+    return pd.DataFrame(rows, columns=["claim", "better", "worse", "metric", "verdict", "evidence", "collapse",
+                                       "belief", "belief_verdict", "belief_evidence"])
+
+
+def verdict_of(cells: pd.DataFrame, claim: dict, goals: list[float]) -> tuple[str, str, str]:
+    """(verdict, evidence, collapsed cells) of "better beats worse on metric" over the goals."""
+    metric, verdicts, evidence, collapses = claim["metric"], [], [], []
+    for goal in [g for g in (claim["goals"] or goals) if any(abs(g - h) < GOAL_TOLERANCE for h in goals)]:
+        at_goal = cells[(cells["goal_sparsity"] - goal).abs() < GOAL_TOLERANCE].set_index("label")
+        if claim["better"] not in at_goal.index or claim["worse"] not in at_goal.index:
+            continue
+        better, worse = at_goal.loc[claim["better"]], at_goal.loc[claim["worse"]]
+        verdict, diff = judge(better, worse, metric)
+        verdicts.append(verdict)
+        sides = [(side, cell) for side, cell in (("better", better), ("worse", worse)) if collapsed(cell)]
+        evidence_sides = [f"{side} side {cell.name} collapsed in {collapsed_seeds(cell)}" for side, cell in sides]
+        collapses += [f"{cell.name} at {goal * 100:g}% ({collapsed_seeds(cell)})" for _, cell in sides]
+        evidence.append(f"{goal * 100:g}%: {diff * 100:+.2f} ({'; '.join([verdict, *evidence_sides])})")
+    if not verdicts:
+        return "cannot tell", "no goal sparsity of this profile has both rows", ""
+    if "disagree" in verdicts:
+        overall = "disagree"
+    elif all(v == "agree" for v in verdicts):
+        overall = "agree"
+    else:
+        overall = "cannot tell"
+    return overall, "; ".join(evidence), "; ".join(collapses)
 
 
 def render_paper_vs_ours(comparison: pd.DataFrame, claims: pd.DataFrame, *, caption: str, out_dir: Path) -> list[Path]:

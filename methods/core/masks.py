@@ -10,8 +10,11 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from schema import Param
+
 PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 SELECTIONS = ("global", "uniform")
+SELECTION = Param("global", "how the pruned weights are spread over the layers", choices=SELECTIONS)
 D1_VECTORS = ("all", "prunable")
 
 

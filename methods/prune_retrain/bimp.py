@@ -21,7 +21,7 @@ from methods import register
 from schema import ConfigError, Param
 
 from methods.core.base import Phase
-from methods.core.masks import SELECTIONS
+from methods.core.masks import SELECTION
 from methods.core.schedules import retraining_schedule, training_schedule
 from methods.prune_retrain.imp import D1_OVER, PruneRetrainCycles
 
@@ -38,7 +38,7 @@ class BIMP(PruneRetrainCycles):
                                 above=0),
         "cycles": Param(1, "prune-retrain cycles in the remaining T - T_0 epochs", "J", above=0, at_most=1000),
         "schedule": Param("allr", "learning-rate schedule of the retraining", choices=("allr", "llr", "clr")),
-        "selection": Param("global", "how the pruned weights are spread over the layers", choices=SELECTIONS),
+        "selection": SELECTION,
         "d1_over": D1_OVER,
     }
 

@@ -21,7 +21,7 @@ from methods import register
 from schema import Param
 
 from methods.core.base import Method, Phase
-from methods.core.masks import D1_VECTORS, SELECTIONS, PruneEvent, prune_measuring_d1
+from methods.core.masks import D1_VECTORS, SELECTION, PruneEvent, prune_measuring_d1
 from methods.core.schedules import RETRAINING_KINDS, retraining_schedule
 
 D1_OVER = Param("all", "the vector W of ALLR's d1: all parameters (the authors' code) or the prunable weights "
@@ -61,7 +61,7 @@ class IMP(PruneRetrainCycles):
         "cycles": Param(1, "prune-retrain cycles", "J", above=0, at_most=1000),
         "retrain_epochs": Param(help="epochs of retraining per cycle", symbol="T_rt", type=int, above=0),
         "schedule": Param("slr", "learning-rate schedule of the retraining", choices=RETRAINING_KINDS),
-        "selection": Param("global", "how the pruned weights are spread over the layers", choices=SELECTIONS),
+        "selection": SELECTION,
         "d1_over": D1_OVER,
     }
 

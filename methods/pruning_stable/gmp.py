@@ -15,7 +15,7 @@ from torch import nn
 from schema import Param
 
 from methods import register
-from methods.core.masks import SELECTIONS, PruneEvent, keep_largest, apply_masks, magnitude_prune, mask_of, prunable_modules
+from methods.core.masks import SELECTION, PruneEvent, keep_largest, apply_masks, magnitude_prune, mask_of, prunable_modules
 from methods.core.reparam import forward_with_weights, straight_through
 from .stable import PruningStable
 
@@ -103,7 +103,7 @@ class GMP(GradualSchedule):
     params = {**GradualSchedule.params,
               "mode": Param("hard", "hard: pruned weights stay pruned; soft: masks recomputed from scratch",
                             choices=("hard", "soft")),
-              "selection": Param("global", "how the pruned weights are spread over the layers", choices=SELECTIONS)}
+              "selection": SELECTION}
 
     @property
     def keeps_pruned_values(self) -> bool:
@@ -136,12 +136,16 @@ class DPF(GradualSchedule):
     and, as in the authors' code, right after each pruning step of the schedule. The hard
     prune at the end applies the mask in use (as the authors' code does), so the pruned
     model is the one the last forward passes saw; weights outside it become exactly zero.
+    The masks are chosen globally, as in the authors' code (strategies/scratchStrategies.py:
+    DPF prunes through Dense.pruning_step, global_unstructured); ``selection = "uniform"`` prunes every layer to the scheduled sparsity instead,
+    so that no layer can empty.
     """
 
     name = "dpf"
     paper = "Lin et al. (2020)"
     params = {**GradualSchedule.params,
-              "mask_interval": Param(16, "iterations between two recomputations of the mask", above=0)}
+              "mask_interval": Param(16, "iterations between two recomputations of the mask", above=0),
+              "selection": SELECTION}
 
     def forward(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         if not self.in_regular_training:
@@ -155,7 +159,8 @@ class DPF(GradualSchedule):
             return
         stepped = self.next_iteration()
         if stepped or self.iteration % self.hp["mask_interval"] == 0:
-            recompute_masks(model, self.target)
+            recompute_masks(model, self.target, self.hp["selection"])
 
     def prune(self, model: nn.Module, sparsity: float) -> PruneEvent:
-        return magnitude_prune(model, sparsity, "global")  # the mask in use ranks its pruned weights lowest
+        # the mask in use ranks its pruned weights lowest
+        return magnitude_prune(model, sparsity, self.hp["selection"])
