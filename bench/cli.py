@@ -156,7 +156,7 @@ def cmd_run(args) -> int:
     grid = plan(specs, store)
     rounds = max(row.search_rounds for row in manifest.rows)
     print(f"{manifest.target} [{manifest.profile}]: {grid.total} runs, {grid.done} done, "
-          f"{len(grid.pending)} to run ({grid.epochs} epochs)" + (f" + up to {rounds} search rounds" if rounds else ""))
+          f"{len(grid.pending)} to run ({grid.epochs} epochs)" + (search_plan(manifest, rounds) if rounds else ""))
     if args.dry_run:
         return 0
     data_root = str(Path(args.data_root) if args.data_root else default_data_root())
@@ -188,6 +188,15 @@ def cmd_run(args) -> int:
     if not args.no_report:
         print(f"report: {render(manifest, runs, store, Path(args.reports))}")
     return 1 if failed else 0
+
+
+def search_plan(manifest, rounds: int) -> str:
+    """E.g. " + up to 3 search rounds (at most 162 more runs, 14.7% of the searched rows' first grid)"."""
+    from .search import most_added
+
+    added, first = most_added(manifest, manifest.expand())
+    return (f" + up to {rounds} search rounds (at most {added} more runs, {100 * added / first:.1f}% of the "
+            "searched rows' first grid)")
 
 
 def discard_corrupt(specs, store) -> None:

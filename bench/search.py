@@ -85,9 +85,17 @@ def expand(manifest: Manifest, store: RunStore) -> list[RunSpec]:
     return specs
 
 
+def most_added(manifest: Manifest, specs: list[RunSpec]) -> tuple[int, int]:
+    """(the most runs the search rounds can add, the runs of the searched rows in ``specs``,
+    the first grid): one configuration per goal and round, run for every seed."""
+    searched = {row.label: row.search_rounds for row in manifest.rows if row.search_rounds}
+    added = sum(rounds * len(manifest.goal_sparsities) * len(manifest.seeds) for rounds in searched.values())
+    return added, sum(spec.label in searched for spec in specs)
+
+
 def search_round(manifest: Manifest, row: Row, points: list[dict], store: RunStore, key: str) -> list[dict] | None:
-    """The grid points one round adds to ``points``, or None while some of their runs are not
-    finished. Points are grouped by the keys other than the control and averaged over seeds;
+    """The grid points one round adds to ``points``, or None while some of their runs are
+    neither done nor failed. Points are grouped by the keys other than the control and averaged over seeds;
     each goal no configuration reaches yet gets one proposal, from the group that can make
     one whose configuration nearest the goal in sparsity has the best mean validation score
     (the report's ``select_by``), so a round costs at most one configuration per goal."""
@@ -97,8 +105,8 @@ def search_round(manifest: Manifest, row: Row, points: list[dict], store: RunSto
     runs = {canonical_json(point): [spec.run_id for spec in expand_row(manifest, row, check, key, [point])]
             for point in points}
     run_ids = [run_id for ids in runs.values() for run_id in ids]
-    if not all(store.is_done(run_id) for run_id in run_ids):
-        return None
+    if not all(store.is_done(run_id) or store.has_failed(run_id) for run_id in run_ids):
+        return None  # a failed run is finished: the round goes on without it
     records, broken = store.collect(run_ids)
     if broken or records.empty:
         return None

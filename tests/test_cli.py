@@ -100,9 +100,13 @@ def test_dry_run_of_the_paper_profile_counts_and_writes_nothing(dirs, capsys):
     # Per row, 16 (lr, wd) points x 6 sparsities x 3 seeds unless said: Dense 16 x 3 = 48;
     # IMP+ x 16 (T_rt, J) = 4608 (IMP's runs are a subset of them); BIMP x 3 T_0 x 3 J = 2592;
     # GMP and DPF x 2 step counts = 576 each; GSM x 3 momenta = 864; DNW and LC 288 each;
-    # STR (16 x 9 + 4 x 2 x 4) x 3 = 528; CS 4 x 11 x 2 x 3 = 264; DST (16 x 5 + 4 x 2 x 3) x 3 = 312.
-    total = 48 + 4608 + 2592 + 576 * 2 + 864 + 288 * 2 + 528 + 264 + 312
+    # STR (16 x 9 + 4 x 2 x 4) x 3 = 528; CS 4 x 11 x 2 x 3 = 264; DST (16 x 5 + 4 x 2 x 3) x 3 = 312;
+    # the diagnostic rows: DPF with uniform selection 576, BIMP tuned shares BIMP's runs.
+    total = 48 + 4608 + 2592 + 576 * 2 + 864 + 288 * 2 + 528 + 264 + 312 + 576
     assert f"{total} runs, 0 done, {total} to run" in out
+    # The search adds at most one configuration per goal and round: 3 rows x 3 rounds x 6 goals x 3 seeds.
+    first = 528 + 264 + 312
+    assert f"at most {3 * 3 * 6 * 3} more runs, {100 * 162 / first:.1f}% of the searched rows' first grid" in out
     assert not results.exists() and not reports.exists()
 
 

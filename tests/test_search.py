@@ -137,6 +137,15 @@ def test_the_search_adds_a_round_once_its_inputs_are_finished(searched):
     assert [s.run_id for s in expand(manifest, store)] == [s.run_id for s in after_one]  # both goals reached
 
 
+def test_a_failed_run_does_not_stop_the_search(searched):
+    manifest, store = searched
+    first = expand(manifest, store)
+    finish(store, first[1:])
+    store.write_failure(first[0], "RuntimeError: out of memory", "log")  # s_init -5, seed 0
+    assert s_inits(expand(manifest, store)) == [(5e-4, -5.0), (5e-4, -3.0), (5e-4, -2.0), (5e-4, -0.803),
+                                                (5e-3, -2.0)]  # seed 1 of s_init -5 stands for it
+
+
 def test_each_goal_gets_one_proposal_from_the_group_scoring_best_near_it(write_manifest, tmp_path):
     def edit(data):
         data["seeds"] = [0, 1]
