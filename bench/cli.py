@@ -194,7 +194,7 @@ def search_plan(manifest, rounds: int) -> str:
     """E.g. " + up to 3 search rounds (at most 162 more runs, 14.7% of the searched rows' first grid)"."""
     from .search import most_added
 
-    added, first = most_added(manifest, manifest.expand())
+    added, first = most_added(manifest)
     return (f" + up to {rounds} search rounds (at most {added} more runs, {100 * added / first:.1f}% of the "
             "searched rows' first grid)")
 

@@ -85,12 +85,18 @@ def expand(manifest: Manifest, store: RunStore) -> list[RunSpec]:
     return specs
 
 
-def most_added(manifest: Manifest, specs: list[RunSpec]) -> tuple[int, int]:
-    """(the most runs the search rounds can add, the runs of the searched rows in ``specs``,
-    the first grid): one configuration per goal and round, run for every seed."""
-    searched = {row.label: row.search_rounds for row in manifest.rows if row.search_rounds}
-    added = sum(rounds * len(manifest.goal_sparsities) * len(manifest.seeds) for rounds in searched.values())
-    return added, sum(spec.label in searched for spec in specs)
+def first_grid(manifest: Manifest) -> list[RunSpec]:
+    """The runs of the searched rows' grids, before any search round."""
+    check = manifest.checker()
+    return [spec for i, row in enumerate(manifest.rows) if row.search_rounds
+            for spec in expand_row(manifest, row, check, f"rows[{i}]")]
+
+
+def most_added(manifest: Manifest) -> tuple[int, int]:
+    """(the most runs the search rounds can add, the runs of the searched rows' first grid):
+    one configuration per goal and round, run for every seed."""
+    rounds = sum(row.search_rounds for row in manifest.rows)
+    return rounds * len(manifest.goal_sparsities) * len(manifest.seeds), len(first_grid(manifest))
 
 
 def search_round(manifest: Manifest, row: Row, points: list[dict], store: RunStore, key: str) -> list[dict] | None:

@@ -141,9 +141,9 @@ def end_to_end(quick: bool) -> list[Figure]:
                       "%", note="evaluation, model set-up, records, process start-up, the report"),
                figure("6. end to end", "share of worker time outside runs", [100 * (1 - in_runs / capacity)], "%",
                       note="the harness itself: process start-up, planning, idle workers, the report")]
-    searched = {row.label for row in manifest.rows if row.search_rounds}
-    if searched:
-        first = {spec.run_id for spec in manifest.expand() if spec.label in searched}
+    first = {spec.run_id for spec in search.first_grid(manifest)}
+    if first:
+        searched = {row.label for row in manifest.rows if row.search_rounds}
         added = {spec.run_id for spec in specs if spec.label in searched} - first
         seconds = records["run_seconds"]
         cost = seconds.reindex(list(added)).sum() / seconds.reindex(list(first)).sum()  # a failed run adds 0

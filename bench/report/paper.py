@@ -81,10 +81,11 @@ def evaluate_claims(cells: pd.DataFrame, claims: list[dict], goals: list[float])
     for claim in claims:
         verdict, evidence, collapses = verdict_of(cells, claim, goals)
         belief = claim.get("belief") or {}
-        tested = verdict_of(cells, belief, goals) if belief else ("", "", "")
+        belief_verdict, belief_evidence, _ = verdict_of(cells, belief, goals) if belief else ("", "", "")
         rows.append({"claim": claim["text"], "better": claim["better"], "worse": claim["worse"],
                      "metric": claim["metric"], "verdict": verdict, "evidence": evidence, "collapse": collapses,
-                     "belief": belief.get("text", ""), "belief_verdict": tested[0], "belief_evidence": tested[1]})
+                     "belief": belief.get("text", ""), "belief_verdict": belief_verdict,
+                     "belief_evidence": belief_evidence})
     return pd.DataFrame(rows, columns=["claim", "better", "worse", "metric", "verdict", "evidence", "collapse",
                                        "belief", "belief_verdict", "belief_evidence"])
 

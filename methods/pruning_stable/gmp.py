@@ -137,8 +137,8 @@ class DPF(GradualSchedule):
     prune at the end applies the mask in use (as the authors' code does), so the pruned
     model is the one the last forward passes saw; weights outside it become exactly zero.
     The masks are chosen globally, as in the authors' code (strategies/scratchStrategies.py:
-    DPF prunes through Dense.pruning_step, global_unstructured); ``selection = "uniform"`` prunes every layer to the scheduled sparsity instead,
-    so that no layer can empty.
+    DPF prunes through Dense.pruning_step, global_unstructured); ``selection = "uniform"``
+    prunes every layer to the scheduled sparsity instead, so that no layer can empty.
     """
 
     name = "dpf"
