@@ -154,7 +154,7 @@ def cmd_run(args) -> int:
         discard_corrupt(specs, store)
         specs = expand(manifest, store)
     grid = plan(specs, store)
-    rounds = max(row.search_rounds for row in manifest.rows)
+    rounds = max((row.search_rounds for row in manifest.rows), default=0)
     print(f"{manifest.target} [{manifest.profile}]: {grid.total} runs, {grid.done} done, "
           f"{len(grid.pending)} to run ({grid.epochs} epochs)" + (search_plan(manifest, rounds) if rounds else ""))
     if args.dry_run:

@@ -11,6 +11,11 @@ axis of any row's grid, unless the profile's row names it again. Tables merge ke
 a row's ``grid`` table merges axis by axis (an axis named replaces that axis); a ``grid``
 that is a list of tables (a union) replaces the row's grid whole; other values replace.
 A top-level ``params`` table sets a method parameter on every row whose method has it.
+
+An epoch count of a method (T_rt, T_0: a ``Param`` with ``of_budget``) may be given as a
+share of the training budget T, ``"5%"``, so that one manifest serves profiles of different
+T; it is resolved to round(p T / 100) epochs, at least 1, before the run id is computed.
+A figure that trains nothing (``report.kind = "schedules"``) declares no rows.
 """
 
 import ast
@@ -31,6 +36,7 @@ from .runspec import RunSpec, canonical_json
 
 DEFAULT_PROFILE = "cpu"
 REPORT_COLUMNS = ("accuracy", "speedup", "sparsity")
+NOTHING_TRAINED = ("schedules",)  # report kinds drawn from the manifest alone, with no rows
 MAX_RUNS = 200_000  # per manifest and profile: more would take minutes to expand, not seconds
 MAX_MANIFEST_BYTES = 1_000_000
 MAX_CONSTRAINT_CHARS = 500
@@ -64,6 +70,11 @@ def _datasets():
 def _training_kinds():
     from methods.core.schedules import TRAINING_KINDS
     return TRAINING_KINDS
+
+
+def _retraining_kinds():
+    from methods.core.schedules import RETRAINING_KINDS
+    return RETRAINING_KINDS
 
 
 TRAINING = {
@@ -105,12 +116,13 @@ SEARCH = {
 }
 
 REPORT = {
-    "kind": Param("table", choices=("table", "stability")),
+    "kind": Param("table", choices=("table", "stability", *NOTHING_TRAINED)),
     "columns": Param(list(REPORT_COLUMNS)),
     "time_column": Param("time", choices=("time", "throughput")),
     "select_by": Param("val_accuracy", choices=("val_accuracy", "val_accuracy_after_prune")),
     "bold": Param(2, at_least=0),
     "reference": Param(None, type=str),
+    "schedules": Param(None, type=dict),  # kind "schedules": SCHEDULE_FIGURE
 }
 CLAIM = {
     "text": Param(type=str),
@@ -139,9 +151,9 @@ TOP = {
     "default_profile": Param(DEFAULT_PROFILE),
     "training": Param(type=dict),
     "params": Param({}),
-    "goal_sparsities": Param(type=list),
-    "seeds": Param(type=list),
-    "rows": Param(type=list),
+    "goal_sparsities": Param([]),
+    "seeds": Param([]),
+    "rows": Param([]),
     "report": Param({}),
     "claims": Param([]),
     "slurm": Param({}),
@@ -150,6 +162,34 @@ TOP = {
 GOAL = Param(type=float, at_least=0, below=1)
 SEED = Param(type=int, at_least=0)
 MILESTONE = Param(type=int, above=0)
+SCHEDULE_FIGURE = {
+    "kinds": Param(help="retraining schedules drawn, in order", type=list),
+    "retrain_epochs": Param(help="retraining budget drawn, in epochs or a share of T", symbol="T_rt",
+                            type=(int, str)),
+    "allr_d1": Param([0.0], "ALLR's d1 values drawn (its d = max(d1, d2) depends on the pruning step)"),
+    "steps_per_epoch": Param(help="iterations per epoch: ceil(training examples / batch size)", type=int, above=0),
+}
+
+
+def budget_epochs(value, epochs: int, key: str) -> int:
+    """An epoch count given as an int, or as a share ``"p%"`` of the budget T = ``epochs``:
+    round(p T / 100) (halves up), at least 1."""
+    if isinstance(value, int):
+        return value
+    text = value.strip()
+    try:
+        share = float(text[:-1]) if text.endswith("%") else math.nan
+    except ValueError:
+        share = math.nan
+    if not 0 < share <= 10_000:
+        raise ConfigError(f'expected epochs or a share of the budget T such as "5%", got {value!r}', key=key)
+    return max(1, math.floor(share * epochs / 100 + 0.5))
+
+
+def in_epochs(params: dict[str, Param], values: dict, epochs: int) -> dict:
+    """``values`` with every share of T given for an ``of_budget`` parameter resolved to epochs."""
+    return {name: budget_epochs(value, epochs, name) if name in params and params[name].of_budget
+            and isinstance(value, str) else value for name, value in values.items()}
 
 
 def unregistered(schema: dict[str, Param]) -> dict[str, Param]:
@@ -258,7 +298,8 @@ def expand_row(manifest: Manifest, row: Row, check: Checker, key: str, points: l
         settings = {**shared, **row.params, **point}
         training = {**manifest.training, **{k: v for k, v in settings.items() if k in TRAINING_AXES}}
         with check.placed(f"{key}."):
-            hp = method.resolve({k: v for k, v in settings.items() if k in method.params})
+            hp = method.resolve(in_epochs(method.params, {k: v for k, v in settings.items() if k in method.params},
+                                          training["epochs"]))
         for goal in manifest.goal_sparsities if method.takes_goal else [None]:
             scope = {**training, **hp, "goal_sparsity": goal}
             if row.constraint and not evaluate_constraint(row.constraint, scope, check, f"{key}.constraint"):
@@ -398,17 +439,16 @@ def validate(raw: dict, check: Checker, target: str, profile: str, registries: b
     with check.placed():
         training = training_config(top["training"], registries=registries)
 
-    goals = top["goal_sparsities"]
-    if not goals:
-        check.fail("goal_sparsities", "must not be empty")
-    goals = [check.value(f"goal_sparsities[{i}]", g, GOAL) for i, g in enumerate(goals)]
-    seeds = top["seeds"]
-    if not seeds:
-        check.fail("seeds", "must not be empty")
-    seeds = [check.value(f"seeds[{i}]", s, SEED) for i, s in enumerate(seeds)]
+    report = validate_report(top["report"], check, training, registries)
+    trains = report["kind"] not in NOTHING_TRAINED
+    for name, what in (("goal_sparsities", "goal sparsity"), ("seeds", "seed"), ("rows", "row")):
+        if trains and not top[name]:
+            check.fail(name, f"must not be empty: declare at least one {what}")
+        if not trains and top[name]:
+            check.fail(name, f"a report of kind {report['kind']!r} trains nothing: remove the {name}")
+    goals = [check.value(f"goal_sparsities[{i}]", g, GOAL) for i, g in enumerate(top["goal_sparsities"])]
+    seeds = [check.value(f"seeds[{i}]", s, SEED) for i, s in enumerate(top["seeds"])]
 
-    if not top["rows"]:
-        check.fail("rows", "must declare at least one row")
     rows, labels = [], set()
     for i, raw_row in enumerate(top["rows"]):
         if not isinstance(raw_row, dict):
@@ -426,9 +466,6 @@ def validate(raw: dict, check: Checker, target: str, profile: str, registries: b
         check_shared_params(top["params"], rows, check)
         check_size(rows, goals, seeds, check)
 
-    report = check.table("report", top["report"], REPORT)
-    for i, column in enumerate(report["columns"]):
-        check.value(f"report.columns[{i}]", column, Param(type=str, choices=REPORT_COLUMNS))
     claims = []
     for i, raw_claim in enumerate(top["claims"]):
         claim = validate_claim(check, f"claims[{i}]", raw_claim, CLAIM, labels)
@@ -442,6 +479,27 @@ def validate(raw: dict, check: Checker, target: str, profile: str, registries: b
     return Manifest(check.path, target, profile, tuple(top["profiles"]), top["title"], top["source"],
                     top["description"], training, top["params"], goals, seeds, rows, report, claims, slurm,
                     complete=registries)
+
+
+def validate_report(raw: dict, check: Checker, training: dict, registries: bool) -> dict:
+    """The ``[report]`` table; a schedule figure's ``[report.schedules]`` with its budget in
+    epochs and its schedules looked up (with the registries)."""
+    report = check.table("report", raw, REPORT)
+    for i, column in enumerate(report["columns"]):
+        check.value(f"report.columns[{i}]", column, Param(type=str, choices=REPORT_COLUMNS))
+    if (report["kind"] == "schedules") != (report["schedules"] is not None):
+        check.fail("report.schedules", 'a [report.schedules] table goes with kind = "schedules", and only with it')
+    if report["schedules"] is not None:
+        figure = check.table("report.schedules", report["schedules"], SCHEDULE_FIGURE)
+        with check.placed():
+            figure["retrain_epochs"] = budget_epochs(figure["retrain_epochs"], training["epochs"],
+                                                     "report.schedules.retrain_epochs")
+        kinds = Param(type=str, choices=_retraining_kinds) if registries else Param(type=str)
+        figure["kinds"] = [check.value(f"report.schedules.kinds[{i}]", k, kinds) for i, k in enumerate(figure["kinds"])]
+        figure["allr_d1"] = [check.value(f"report.schedules.allr_d1[{i}]", d, Param(type=float, at_least=0, at_most=1))
+                             for i, d in enumerate(figure["allr_d1"])]
+        report["schedules"] = figure
+    return report
 
 
 def check_shared_params(shared: dict, rows: list[Row], check: Checker) -> None:
@@ -476,6 +534,10 @@ def validate_row(raw: dict, check: Checker, key: str, shared: dict) -> Row:
         if name not in settable:
             check.fail(name_key, f"not a parameter of method {row['method']!r} or a training key; "
                                  f"{closest(name, settable)}")
+        if settable[name].of_budget and isinstance(value, str):
+            with check.placed():
+                budget_epochs(value, 1, name_key)  # the share is checked here, resolved per run
+            return value
         return check.value(name_key, value, settable[name])
 
     params = {name: setting(f"{key}.params.{name}", name, v) for name, v in row["params"].items()}

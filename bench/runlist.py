@@ -102,8 +102,10 @@ def remember(manifest: Manifest, specs: list[RunSpec], results: Path) -> RunList
 def runs_for(manifest: Manifest, results: Path) -> RunList:
     """The runs of ``manifest`` (loaded with or without its registries): the stored list when
     it is current, else the manifest expanded afresh with the search points its stored records
-    give (importing the methods) and stored."""
-
+    give (importing the methods) and stored. A manifest without rows (a figure that trains
+    nothing) has no runs."""
+    if not manifest.rows:
+        return RunList([], [])
     stored = read(results, manifest.target, manifest.profile, fingerprint(read_raw(manifest.path), manifest.profile))
     if stored is not None:
         return stored

@@ -37,6 +37,7 @@ class Param:
     above: float | None = None
     at_most: float | None = None
     below: float | None = None
+    of_budget: bool = False  # an epoch count a manifest may give as a share of the budget T, e.g. "5%"
 
     @property
     def kind(self) -> type | tuple:
@@ -77,6 +78,8 @@ class Param:
                     ((">=", self.at_least), (">", self.above), ("<=", self.at_most), ("<", self.below))
                     if bound is not None]
         default = "required" if self.default is REQUIRED else f"default {self.default!r}"
+        if self.of_budget:
+            allowed.append('or a share of T such as "5%"')
         symbol = f" [{self.symbol}]" if self.symbol else ""
         return f"{_type_name(self.kind)}, {default}{'; ' if allowed else ''}{', '.join(allowed)}{symbol}: {self.help}"
 

@@ -96,3 +96,17 @@ def test_top_level_params_reach_every_row_whose_method_has_them(write_manifest):
     assert hp["GMP"]["finetune_fraction"] == 0.5 and hp["GMP"]["selection"] == "uniform"
     assert hp["IMP"]["selection"] == "uniform" and "finetune_fraction" not in hp["IMP"]
     assert hp["Dense"] == {}
+
+
+def test_an_epoch_count_given_as_a_share_of_the_budget(write_manifest):
+    # T = 2 in SMALL; "50%" -> round(1.0) = 1 epoch, "10%" -> 0.2, at least 1; the same runs as
+    # retrain_epochs = [1]: the run id hashes the epochs, not the share.
+    shares = load(str(write_manifest(set_in(["rows", 1, "grid", "retrain_epochs"], ["50%", "10%"]))), "base")
+    epochs = load(str(write_manifest(set_in(["rows", 1, "grid", "retrain_epochs"], [1]))), "base")
+    assert {s.run_id for s in shares.expand()} == {s.run_id for s in epochs.expand()}
+    t24 = load(str(write_manifest(lambda data: (set_in(["rows", 1, "grid", "retrain_epochs"], ["12.5%", "30%"])(data),
+                                               data["training"].update(epochs=24),
+                                               data["rows"][1].pop("constraint")))), "base")
+    assert sorted({s.hp["retrain_epochs"] for s in t24.expand() if s.method == "imp"}) == [3, 7]  # 3.0, 7.2
+    with pytest.raises(ConfigError, match=r"rows\[1\].grid.retrain_epochs\[0\]: expected epochs or a share"):
+        load(str(write_manifest(set_in(["rows", 1, "grid", "retrain_epochs"], ["five"]))), "base")

@@ -35,7 +35,7 @@ def test_describe_prints_every_method_with_its_paper_and_hyperparameters(capsys)
         assert f"{name} ({cls.__module__.replace('.', '/')}.py; {cls.paper})" in out
         for param in cls.params:
             assert f"  {param}: " in out
-    assert "  retrain_epochs: int, required; > 0 [T_rt]: epochs of retraining per cycle" in out
+    assert '  retrain_epochs: int, required; > 0, or a share of T such as "5%" [T_rt]: epochs of retraining per cycle' in out
     assert "  finetune_fraction: float, default 0.15; >= 0, <= 1: " in out
 
 

@@ -1,7 +1,8 @@
 """Build a target's report from its stored runs: collect, select, render.
 
 Writes ``reports/<target>/<profile>/``: for a table, table.tex, standalone.tex and
-pareto.pdf/png; for a stability figure, stability.pdf/png; with reference data,
+pareto.pdf/png; for a stability figure, stability.pdf/png; for the figure of retraining
+schedules, schedules.pdf/png/csv (drawn from the schedule code, from no runs); with reference data,
 paper-vs-ours.tex/csv and claims.csv; always selection.csv (the run ids behind every
 cell) and failures.csv (runs of the grid that failed or are missing, with the reason).
 Files are rendered aside and moved into place, so a reader never sees a half-written report.
@@ -78,6 +79,8 @@ def render_report(manifest: Manifest, runs: RunList, store: RunStore, reports: P
     stored records of ``runs``; reads records and the manifest, never training code."""
     out = Path(reports) / manifest.target / manifest.profile
     out.mkdir(parents=True, exist_ok=True)
+    if manifest.report["kind"] == "schedules":
+        return render_schedule_figure(manifest, out)
     records, broken = labelled_records(runs, store)
     labels = [row.label for row in manifest.rows if not row.diagnostic]  # diagnostic rows only test beliefs
     report = manifest.report
@@ -110,5 +113,21 @@ def render_report(manifest: Manifest, runs: RunList, store: RunStore, reports: P
                     f"{paper['dataset']}, {paper['epochs']} epochs. Ours: {profile_text(manifest)} "
                     "Numbers from a scaled-down profile are not the paper's setting."))
         for path in staging.iterdir():
+            os.replace(path, out / path.name)
+    return out
+
+
+def render_schedule_figure(manifest: Manifest, out: Path) -> Path:
+    """The retraining schedules of ``report.schedules`` after the manifest's training."""
+    from .schedules import render_schedules, schedule_curves
+
+    figure, t = manifest.report["schedules"], manifest.training
+    curves = schedule_curves(t, figure["kinds"], figure["retrain_epochs"], figure["steps_per_epoch"],
+                             figure["allr_d1"])
+    with tempfile.TemporaryDirectory(dir=out, prefix=".render-") as tmp:
+        render_schedules(curves, out_dir=Path(tmp), title=(
+            f"{manifest.title} ({manifest.profile})\n{figure['retrain_epochs']} retraining epochs after "
+            f"{t['epochs']} epochs of {t['lr_schedule']['kind']} training"))
+        for path in Path(tmp).iterdir():
             os.replace(path, out / path.name)
     return out

@@ -35,7 +35,7 @@ class BIMP(PruneRetrainCycles):
     revision = 1
     params = {
         "initial_epochs": Param(help="epochs of regular training before the first prune", symbol="T_0", type=int,
-                                above=0),
+                                above=0, of_budget=True),
         "cycles": Param(1, "prune-retrain cycles in the remaining T - T_0 epochs", "J", above=0, at_most=1000),
         "schedule": Param("allr", "learning-rate schedule of the retraining", choices=("allr", "llr", "clr")),
         "selection": SELECTION,

@@ -59,7 +59,8 @@ class IMP(PruneRetrainCycles):
     revision = 1
     params = {
         "cycles": Param(1, "prune-retrain cycles", "J", above=0, at_most=1000),
-        "retrain_epochs": Param(help="epochs of retraining per cycle", symbol="T_rt", type=int, above=0),
+        "retrain_epochs": Param(help="epochs of retraining per cycle", symbol="T_rt", type=int, above=0,
+                                of_budget=True),
         "schedule": Param("slr", "learning-rate schedule of the retraining", choices=RETRAINING_KINDS),
         "selection": SELECTION,
         "d1_over": D1_OVER,
