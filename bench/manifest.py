@@ -116,13 +116,14 @@ SEARCH = {
 }
 
 REPORT = {
-    "kind": Param("table", choices=("table", "stability", *NOTHING_TRAINED)),
+    "kind": Param("table", choices=("table", "stability", "envelope", *NOTHING_TRAINED)),
     "columns": Param(list(REPORT_COLUMNS)),
     "time_column": Param("time", choices=("time", "throughput")),
     "select_by": Param("val_accuracy", choices=("val_accuracy", "val_accuracy_after_prune")),
     "bold": Param(2, at_least=0),
     "reference": Param(None, type=str),
     "schedules": Param(None, type=dict),  # kind "schedules": SCHEDULE_FIGURE
+    "baselines": Param([], "kind envelope: rows drawn as horizontal lines at their best configuration"),
 }
 CLAIM = {
     "text": Param(type=str),
@@ -131,6 +132,8 @@ CLAIM = {
     "metric": Param("test_accuracy",
                     choices=("test_accuracy", "pruning_stability", "retrain_gain", "theoretical_speedup")),
     "goals": Param(None, type=list),
+    "relation": Param("beats", "beats: better is ahead beyond the seed spread; matches: it is not behind beyond it",
+                      choices=("beats", "matches")),
     "belief": Param(None, type=dict),
 }
 # What we believe causes a claim's disagreement, stated as an ordering our runs can test
@@ -466,6 +469,9 @@ def validate(raw: dict, check: Checker, target: str, profile: str, registries: b
         check_shared_params(top["params"], rows, check)
         check_size(rows, goals, seeds, check)
 
+    for i, label in enumerate(report["baselines"]):
+        if label not in labels:
+            check.fail(f"report.baselines[{i}]", f"no row labelled {label!r}; {closest(label, labels)}")
     claims = []
     for i, raw_claim in enumerate(top["claims"]):
         claim = validate_claim(check, f"claims[{i}]", raw_claim, CLAIM, labels)

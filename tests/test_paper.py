@@ -28,6 +28,17 @@ def test_judge_against_two_standard_errors(a, b, verdict):
     assert judge(better, worse, "test_accuracy")[0] == verdict
 
 
+@pytest.mark.parametrize("a, b, verdict", [
+    ((0.905, 0.005), (0.90, 0.005), "agree"),  # within two standard errors (0.00816): it reaches B
+    ((0.895, 0.005), (0.90, 0.005), "agree"),  # -0.005, still within
+    ((0.88, 0.005), (0.90, 0.005), "disagree"),  # -0.02, beyond
+    ((0.91, math.nan), (0.90, 0.005), "cannot tell"),
+])
+def test_a_claim_that_one_row_matches_another(a, b, verdict):
+    better, worse = pd.Series(cell("A", 0.9, *a)), pd.Series(cell("B", 0.9, *b))
+    assert judge(better, worse, "test_accuracy", "matches")[0] == verdict
+
+
 def test_claims_combine_goals_and_skip_missing_ones():
     cells = pd.DataFrame([cell("A", 0.9, 0.92, 0.005), cell("B", 0.9, 0.90, 0.005),
                           cell("A", 0.95, 0.905, 0.005), cell("B", 0.95, 0.90, 0.005)])

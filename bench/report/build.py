@@ -18,6 +18,7 @@ from ..manifest import Manifest, load
 from ..runlist import RunList
 from ..store import RunStore
 from . import render_pareto, render_stability, render_table, select_cells, write_selection
+from .budget import envelope, render_envelope, with_budget
 from .paper import evaluate_claims, paper_vs_ours, reference_table, render_paper_vs_ours
 from .select import with_configs
 from .table import goal_header
@@ -95,6 +96,11 @@ def render_report(manifest: Manifest, runs: RunList, store: RunStore, reports: P
             if report["kind"] == "stability":
                 stable = [label for label in labels if label in labels_where(records, "pruning_stable")]
                 render_stability(cells, labels=stable, out_dir=staging, title=f"{manifest.title} ({manifest.profile})")
+            elif report["kind"] == "envelope":
+                points = envelope(with_budget(records, manifest.training["epochs"]), manifest.goal_sparsities,
+                                  report["select_by"])
+                render_envelope(points, labels=labels, baselines=report["baselines"], goals=manifest.goal_sparsities,
+                                out_dir=staging, title=f"{manifest.title} ({manifest.profile})")
             else:
                 learned = [label for label in labels if label in labels_where(records, "learns_sparsity")]
                 render_table(cells, labels=labels, goals=manifest.goal_sparsities, bold=report["bold"],
@@ -103,18 +109,25 @@ def render_report(manifest: Manifest, runs: RunList, store: RunStore, reports: P
                              columns=report["columns"],
                              time_column=report["time_column"])
                 render_pareto(cells, labels=labels, out_dir=staging, title=manifest.title)
-            if report["reference"]:
-                comparison = paper_vs_ours(cells, reference_table(report["reference"]), labels,
-                                           manifest.goal_sparsities)
-                claims = evaluate_claims(cells, manifest.claims, manifest.goal_sparsities)
-                paper = load(str(manifest.path), "base", registries=False).training
-                render_paper_vs_ours(comparison, claims, out_dir=staging, caption=(
-                    f"{manifest.source}: the paper's numbers beside ours. Paper: {paper['model']} on "
-                    f"{paper['dataset']}, {paper['epochs']} epochs. Ours: {profile_text(manifest)} "
-                    "Numbers from a scaled-down profile are not the paper's setting."))
+            if report["reference"] or manifest.claims:
+                render_comparison(manifest, cells, labels, staging)
         for path in staging.iterdir():
             os.replace(path, out / path.name)
     return out
+
+
+def render_comparison(manifest: Manifest, cells: pd.DataFrame, labels: list[str], out: Path) -> None:
+    """paper-vs-ours.tex/csv (the paper's numbers beside ours, when the manifest names them)
+    and claims.csv (each claim judged against our runs)."""
+    comparison = (paper_vs_ours(cells, reference_table(manifest.report["reference"]), labels,
+                                manifest.goal_sparsities) if manifest.report["reference"] else pd.DataFrame())
+    claims = evaluate_claims(cells, manifest.claims, manifest.goal_sparsities)
+    paper = load(str(manifest.path), "base", registries=False).training
+    setting = (f"Paper: {paper['model']} on {paper['dataset']}, {paper['epochs']} epochs. Ours: {profile_text(manifest)} "
+               "Numbers from a scaled-down profile are not the paper's setting.")
+    render_paper_vs_ours(comparison, claims, out_dir=out, caption=(
+        f"{manifest.source}: the paper's numbers beside ours. {setting}" if manifest.report["reference"] else
+        f"{manifest.source}: the orderings the paper states in words, judged against our runs. {setting}"))
 
 
 def render_schedule_figure(manifest: Manifest, out: Path) -> Path:

@@ -1,0 +1,74 @@
+"""Test accuracy against the retraining budget (Love Retraining, Figures 3-5).
+
+A run's retraining budget is the number of epochs it trained after the dense run it starts
+from: J * T_rt for IMP. The envelope at a budget x applies the tables' selection rule to the
+configurations whose budget is at most x: per row and goal sparsity, the configuration with
+the best mean validation accuracy, reported with its test accuracy (mean, min and max over
+seeds). So the envelope never falls as x grows unless validation and test disagree.
+"""
+
+from pathlib import Path
+
+import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from bench.report.figures import DENSE_STYLES, _draw_dense, _save, _styles
+from bench.report.select import select_cells
+
+BUDGET = "retrain_budget"
+
+
+def with_budget(records: pd.DataFrame, training_epochs: int) -> pd.DataFrame:
+    """The records with ``retrain_budget``: their epochs beyond the dense training's."""
+    return records.assign(**{BUDGET: records["epochs"].astype(int) - training_epochs})
+
+
+def envelope(records: pd.DataFrame, goals: list[float], select_by: str = "val_accuracy") -> pd.DataFrame:
+    """The selected cell of every (label, goal) at every budget x some run has, choosing among
+    the runs with ``retrain_budget`` <= x; columns of ``select_cells`` plus ``retrain_budget``."""
+    budgets = sorted(records[BUDGET].unique())
+    frames = [select_cells(records[records[BUDGET] <= x], goals, select_by).assign(**{BUDGET: x}) for x in budgets]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def render_envelope(points: pd.DataFrame, *, labels: list[str], baselines: list[str], goals: list[float],
+                    out_dir: Path, title: str) -> list[Path]:
+    """Write ``envelope.pdf``/``.png`` (one panel per goal sparsity: the envelope of each row
+    with its min-max band over seeds; baselines and the dense model as horizontal lines at
+    their best configuration) and ``envelope.csv`` (every point with its run ids)."""
+    out_dir = Path(out_dir)
+    points.to_csv(out_dir / "envelope.csv", index=False)
+    dense = [label for label in labels if (points.loc[points["label"] == label, "method"] == "dense").any()]
+    curves = [label for label in labels if label not in dense and label not in baselines]
+    lines = [label for label in labels if label in baselines]
+    styles = _styles(curves + lines)
+    with sns.axes_style("whitegrid"):
+        fig = Figure(figsize=(4.2 * len(goals), 4.2), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, len(goals), sharey=False, squeeze=False)[0]
+    for ax, goal in zip(axes, goals):
+        at_goal = points[(points["goal_sparsity"] - goal).abs() < 1e-9]
+        for style in styles[:len(curves)]:
+            curve = at_goal[at_goal["label"] == style["label"]].sort_values(BUDGET)
+            ax.plot(curve[BUDGET], curve["test_accuracy_mean"] * 100, **style)
+            ax.fill_between(curve[BUDGET], curve["test_accuracy_min"] * 100, curve["test_accuracy_max"] * 100,
+                            color=style["color"], alpha=0.2, linewidth=0, step=None)
+        for style in styles[len(curves):]:
+            best = at_goal[at_goal["label"] == style["label"]].sort_values(BUDGET).tail(1)
+            for row in best.itertuples():
+                ax.axhline(row.test_accuracy_mean * 100, color=style["color"], linestyle="--",
+                           label=f"{style['label']} ({row.retrain_budget} epochs)")
+                ax.axhspan(row.test_accuracy_min * 100, row.test_accuracy_max * 100, color=style["color"], alpha=0.12,
+                           linewidth=0)
+        for label, linestyle in zip(dense, DENSE_STYLES):
+            rows = at_goal[at_goal["label"] == label]
+            if not rows.empty:
+                _draw_dense(ax, rows.iloc[-1], label, linestyle)
+        ax.set_title(f"{goal * 100:g}% sparsity")
+        ax.set_xlabel("Total retraining epochs")
+        ax.legend(fontsize="small", loc="lower right")
+    axes[0].set_ylabel("Test accuracy (%)")
+    fig.suptitle(title)
+    return [out_dir / "envelope.csv", *_save(fig, out_dir, "envelope")]

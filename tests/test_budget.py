@@ -1,0 +1,42 @@
+"""The envelope of test accuracy over the retraining budget (Love Retraining, Figures 3-5),
+computed from a hand-made records table."""
+
+import pandas as pd
+import pytest
+
+from bench.report.budget import envelope, render_envelope, with_budget
+
+
+def run(label, config, seed, epochs, val, test, method="imp", goal=0.9):
+    return {"run_id": f"{label}-{config}-{seed}", "label": label, "method": method, "goal_sparsity": goal,
+            "seed": seed, "hp_cycles": config, "epochs": epochs, "val_accuracy": val, "test_accuracy": test,
+            "sparsity": goal, "theoretical_speedup": 5.0}
+
+
+# T = 10 training epochs. Configuration 1 retrains 2 epochs, 2 retrains 6, 3 retrains 12.
+RECORDS = pd.DataFrame([
+    run("IMP", 1, 0, 12, 0.80, 0.81), run("IMP", 1, 1, 12, 0.82, 0.79),
+    run("IMP", 2, 0, 16, 0.90, 0.88), run("IMP", 2, 1, 16, 0.88, 0.92),
+    # Configuration 3 has the better test accuracy but the worse validation: never chosen.
+    run("IMP", 3, 0, 22, 0.85, 0.99), run("IMP", 3, 1, 22, 0.85, 0.99),
+    run("Dense", 0, 0, 10, 0.95, 0.94, method="dense", goal=None),
+])
+
+
+def test_the_envelope_selects_on_validation_among_the_runs_within_each_budget():
+    points = envelope(with_budget(RECORDS, 10), [0.9]).set_index(["label", "retrain_budget"])
+    assert sorted(points.loc["IMP"].index) == [2, 6, 12]
+    at_2, at_6, at_12 = (points.loc[("IMP", x)] for x in (2, 6, 12))
+    assert at_2["test_accuracy_mean"] == pytest.approx(0.80)  # only configuration 1: (0.81 + 0.79) / 2
+    assert (at_2["test_accuracy_min"], at_2["test_accuracy_max"]) == (0.79, 0.81)
+    assert at_6["test_accuracy_mean"] == pytest.approx(0.90)  # configuration 2 validates at 0.89 > 0.81
+    assert at_12["test_accuracy_mean"] == pytest.approx(0.90)  # configuration 3 validates at 0.85 < 0.89
+    assert at_12["run_ids"] == "IMP-2-0 IMP-2-1"
+    assert points.loc[("Dense", 0), "test_accuracy_mean"] == pytest.approx(0.94)
+
+
+def test_the_envelope_figure_is_written(tmp_path):
+    points = envelope(with_budget(RECORDS, 10), [0.9])
+    paths = render_envelope(points, labels=["Dense", "IMP"], baselines=[], goals=[0.9], out_dir=tmp_path, title="t")
+    assert all(path.stat().st_size > 0 for path in paths)
+    assert len(pd.read_csv(tmp_path / "envelope.csv")) == len(points)
