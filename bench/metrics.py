@@ -69,7 +69,7 @@ def live_inputs(model: nn.Module, example: torch.Tensor) -> dict[nn.Module, torc
         live[module] = channels(inputs[0], module).isnan().any(dim=1)
         remaining = without_dead_inputs(module, live[module]).flatten(1).any(dim=1)
         removed = module.bias if module.bias is not None else torch.zeros_like(remaining, dtype=output.dtype)
-        shape = [-1] + [1] * (output.dim() - 2) if not isinstance(module, nn.Linear) else [-1]
+        shape = [-1] if isinstance(module, nn.Linear) else [-1] + [1] * (output.dim() - 2)
         return torch.where(remaining.view(shape), torch.nan, removed.view(shape)).expand_as(output)
 
     forward_with_hooks(model, probe, torch.full_like(example[:1], torch.nan))
