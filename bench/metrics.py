@@ -5,6 +5,20 @@ costs C_in/groups * C_out * kernel size * output positions, a linear layer in * 
 layer's nonzero FLOPs scale with the density of its weight. Theoretical speedup is dense
 FLOPs over nonzero FLOPs; compression ratio is prunable weights over nonzero prunable weights.
 
+A model pruned by whole units (``structured``: filters of convolutions, nodes of linear
+layers) is counted as if they were physically removed: a unit whose weights are all zero
+goes, and so does every input channel of a later layer that depends on no remaining unit
+(and a unit that reads only such channels), so that layer loses the multiply-adds of the
+weights reading it. The channel after a removed filter carries only the BatchNorm shift,
+a constant folded into the next layer's bias (exactly so away from zero-padded borders); a
+sum of branches (a residual addition) is dead only where every summand is. Which channels
+are dead follows from one probe pass in which every remaining unit outputs NaN and every
+removed unit its bias (or zero): a channel reaching a layer's input without a NaN depends
+on no remaining unit, whatever BatchNorm, ReLU, pooling, padding or additions lie between.
+The authors' metrics/flops.py (ZIB-IOL/BIMP, ``flops``) scales each layer by its own
+weight density only, counting a removed filter's own multiply-adds but not the next
+layer's: that stays the count of every unstructured model, and of ``structured=False``.
+
 A collapsed layer is a prunable layer with no remaining weight: its mask has no True entry
 or its weight no nonzero entry.
 """
@@ -28,38 +42,76 @@ def layer_flops(module: nn.Module, output: torch.Tensor) -> int:
 
 
 @torch.no_grad()
-def flops(model: nn.Module, example: torch.Tensor) -> tuple[int, float]:
-    """(dense FLOPs, nonzero FLOPs) of one forward pass of a single example."""
-    counts: list[tuple[int, float]] = []
-
-    def hook(module, inputs, output):
-        weight = module.weight
-        density = float(torch.count_nonzero(weight)) / weight.numel()
-        dense = layer_flops(module, output)
-        counts.append((dense, dense * density))
-
+def forward_with_hooks(model: nn.Module, hook, example: torch.Tensor) -> None:
+    """One forward pass in evaluation mode with ``hook`` on every prunable layer."""
     handles = [m.register_forward_hook(hook) for m in prunable_modules(model)]
     was_training = model.training
     model.eval()
     try:
-        model(example[:1])
+        model(example)
     finally:
         model.train(was_training)
         for handle in handles:
             handle.remove()
+
+
+def channels(tensor: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    """The tensor with the layer's channel (feature) dimension first, the rest flattened."""
+    return tensor.movedim(-1 if isinstance(module, nn.Linear) else 1, 0).flatten(1)
+
+
+def live_inputs(model: nn.Module, example: torch.Tensor) -> dict[nn.Module, torch.Tensor]:
+    """For every prunable layer, which of its input channels depend on the model's input
+    through remaining units (output rows of a weight with a nonzero entry on a live input)."""
+    live: dict[nn.Module, torch.Tensor] = {}
+
+    def probe(module, inputs, output):
+        live[module] = channels(inputs[0], module).isnan().any(dim=1)
+        remaining = without_dead_inputs(module, live[module]).flatten(1).any(dim=1)
+        removed = module.bias if module.bias is not None else torch.zeros_like(remaining, dtype=output.dtype)
+        shape = [-1] if isinstance(module, nn.Linear) else [-1] + [1] * (output.dim() - 2)
+        return torch.where(remaining.view(shape), torch.nan, removed.view(shape)).expand_as(output)
+
+    forward_with_hooks(model, probe, torch.full_like(example[:1], torch.nan))
+    return live
+
+
+def without_dead_inputs(module: nn.Module, live: torch.Tensor) -> torch.Tensor:
+    """The weight with the columns reading dead input channels zeroed (grouped convolutions,
+    whose columns are per group, keep theirs)."""
+    if getattr(module, "groups", 1) != 1:
+        return module.weight
+    return module.weight * live.view(1, -1, *[1] * (module.weight.dim() - 2))
+
+
+@torch.no_grad()
+def flops(model: nn.Module, example: torch.Tensor, structured: bool = False) -> tuple[int, float]:
+    """(dense FLOPs, nonzero FLOPs) of one forward pass of a single example; ``structured``
+    also drops the input channels that depend on no remaining unit (module docstring)."""
+    live = live_inputs(model, example) if structured else {}
+    counts: list[tuple[int, float]] = []
+
+    def hook(module, inputs, output):
+        weight = without_dead_inputs(module, live[module]) if structured else module.weight
+        density = float(torch.count_nonzero(weight)) / weight.numel()
+        dense = layer_flops(module, output)
+        counts.append((dense, dense * density))
+
+    forward_with_hooks(model, hook, example[:1])
     return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
 
-def sparsity_report(model: nn.Module, example: torch.Tensor) -> dict[str, float]:
+def sparsity_report(model: nn.Module, example: torch.Tensor, structured: bool = False) -> dict[str, float]:
     """Sparsity (zeros among prunable weights), overall sparsity (zeros among all
-    parameters), compression ratio and theoretical speedup of ``model``."""
+    parameters), compression ratio and theoretical speedup of ``model`` (``structured``:
+    pruned by whole units, see ``flops``)."""
     weights = [m.weight for m in prunable_modules(model)]
     prunable = sum(w.numel() for w in weights)
     nonzero = sum(int(torch.count_nonzero(w)) for w in weights)
     parameters = list(model.parameters())
     total = sum(p.numel() for p in parameters)
     zeros = total - sum(int(torch.count_nonzero(p)) for p in parameters)
-    dense_flops, nonzero_flops = flops(model, example)
+    dense_flops, nonzero_flops = flops(model, example, structured)
     return {
         "sparsity": 1 - nonzero / prunable,
         "sparsity_overall": zeros / total,

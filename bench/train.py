@@ -346,7 +346,7 @@ def make_record(run: Run, parent_record: dict, test: float, val: float, started:
         "val_accuracy_after_prune": val_after,
         "accuracy_after_retrain": test,
         "pruning_stability": pruning_stability(before, after),
-        **sparsity_report(run.model, example),
+        **sparsity_report(run.model, example, structured=spec.hp.get("structure") is not None),
         "collapsed_layers": ";".join(collapsed),
         "n_collapsed_layers": len(collapsed),
         "collapsed_at": ";".join(f"{name}@{progress.emptied.get(name, 'end')}" for name in collapsed),

@@ -18,9 +18,10 @@ for the prunable weights only: ``d1_over = "prunable"`` is that reading.
 """
 
 from methods import register
-from schema import Param
+from schema import ConfigError, Param
 
 from methods.core.base import Method, Phase
+from methods.core.filters import STRUCTURE, filter_prune
 from methods.core.masks import D1_VECTORS, SELECTION, PruneEvent, prune_measuring_d1
 from methods.core.schedules import RETRAINING_KINDS, retraining_schedule
 
@@ -39,6 +40,8 @@ class PruneRetrainCycles(Method):
         return 1 - (1 - self.goal_sparsity) ** (cycle / self.hp["cycles"])
 
     def prune(self, model, sparsity: float) -> PruneEvent:
+        if self.hp.get("structure") == "filters":
+            return filter_prune(model, sparsity, over=self.hp["d1_over"], nominal_fraction=self.cycle_sparsity(1))
         return prune_measuring_d1(model, sparsity, self.hp["selection"], self.cycle_sparsity(1), self.hp["d1_over"])
 
 
@@ -51,6 +54,11 @@ class IMP(PruneRetrainCycles):
     the next, as in the authors' runners/pretrainedRunner.py (run and
     define_optimizer_scheduler make one optimizer; baseRunner.fine_tuning, called once per
     cycle, only resets the learning-rate schedule). The paper does not say.
+
+    ``structure = "filters"`` prunes whole convolutional filters instead of weights, uniformly
+    by their L2 norm (``methods.core.filters``): cycle j leaves every convolution with
+    round(s_j * filters) filters pruned, and ALLR's d1 is measured on that step as above. It
+    asks for ``selection = "uniform"``, the only selection the paper uses for filters.
     """
 
     name = "imp"
@@ -64,9 +72,13 @@ class IMP(PruneRetrainCycles):
         "schedule": Param("slr", "learning-rate schedule of the retraining", choices=RETRAINING_KINDS),
         "selection": SELECTION,
         "d1_over": D1_OVER,
+        "structure": STRUCTURE,
     }
 
     def phases(self) -> list[Phase]:
+        if self.hp["structure"] == "filters" and self.hp["selection"] != "uniform":
+            raise ConfigError("filter pruning selects filters uniformly per layer (Love Retraining, appendix B.1): "
+                              'set selection = "uniform"', key="selection")
         epochs, retrain = self.training["epochs"], self.hp["retrain_epochs"]
 
         def schedule(event):
