@@ -124,6 +124,7 @@ REPORT = {
     "reference": Param(None, type=str),
     "schedules": Param(None, type=dict),  # kind "schedules": SCHEDULE_FIGURE
     "baselines": Param([], "kind envelope: rows drawn as horizontal lines at their best configuration"),
+    "split_by": Param([], "kind table: hyperparameters whose values split every goal column (e.g. retrain_epochs)"),
 }
 CLAIM = {
     "text": Param(type=str),

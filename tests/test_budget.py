@@ -40,3 +40,25 @@ def test_the_envelope_figure_is_written(tmp_path):
     paths = render_envelope(points, labels=["Dense", "IMP"], baselines=[], goals=[0.9], out_dir=tmp_path, title="t")
     assert all(path.stat().st_size > 0 for path in paths)
     assert len(pd.read_csv(tmp_path / "envelope.csv")) == len(points)
+
+
+def test_a_goal_column_split_by_the_retraining_budget(tmp_path):
+    from bench.report.split_table import render_split_table, select_split_cells
+
+    records = pd.DataFrame([
+        # T_rt = 1: configuration lr 0.1 validates better (0.8) than lr 0.01 (0.7)
+        {**run("linear", 1, 0, 11, 0.80, 0.79), "hp_retrain_epochs": 1, "hp_lr": 0.1},
+        {**run("linear", 1, 0, 11, 0.70, 0.90), "hp_retrain_epochs": 1, "hp_lr": 0.01, "run_id": "x"},
+        # T_rt = 2: only lr 0.01
+        {**run("linear", 1, 0, 12, 0.85, 0.84), "hp_retrain_epochs": 2, "hp_lr": 0.01, "run_id": "y"},
+        run("Dense", 0, 0, 10, 0.95, 0.94, method="dense", goal=None),
+    ])
+    cells = select_split_cells(records, [0.9], ["retrain_epochs"]).set_index("split")
+    assert list(cells.index) == [(1,), (2,)]  # the dense model has no budget: no cell here
+    assert cells.loc[[(1,)], "test_accuracy_mean"].item() == pytest.approx(0.79)
+    assert cells.loc[[(2,)], "run_ids"].item() == "y"
+    render_split_table(cells.reset_index(), labels=["linear"], goals=[0.9], split_by=["retrain_epochs"], bold=1,
+                       caption="c", out_dir=tmp_path)
+    table = (tmp_path / "table.tex").read_text()
+    assert r"linear & \textbf{79.00} & \textbf{84.00} \\" in table
+    assert r"retrain\_epochs & 1 & 2 \\" in table

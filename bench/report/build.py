@@ -19,6 +19,7 @@ from ..runlist import RunList
 from ..store import RunStore
 from . import render_pareto, render_stability, render_table, select_cells, write_selection
 from .budget import envelope, render_envelope, with_budget
+from .split_table import render_split_table, select_split_cells
 from .paper import evaluate_claims, paper_vs_ours, reference_table, render_paper_vs_ours
 from .select import with_configs
 from .table import goal_header
@@ -101,6 +102,8 @@ def render_report(manifest: Manifest, runs: RunList, store: RunStore, reports: P
                                   report["select_by"])
                 render_envelope(points, labels=labels, baselines=report["baselines"], goals=manifest.goal_sparsities,
                                 out_dir=staging, title=f"{manifest.title} ({manifest.profile})")
+            elif report["split_by"]:
+                render_split(manifest, records, labels, cells, staging)
             else:
                 learned = [label for label in labels if label in labels_where(records, "learns_sparsity")]
                 render_table(cells, labels=labels, goals=manifest.goal_sparsities, bold=report["bold"],
@@ -114,6 +117,25 @@ def render_report(manifest: Manifest, runs: RunList, store: RunStore, reports: P
         for path in staging.iterdir():
             os.replace(path, out / path.name)
     return out
+
+
+def render_split(manifest: Manifest, records: pd.DataFrame, labels: list[str], cells: pd.DataFrame,
+                 out: Path) -> None:
+    """The table whose goal columns split by ``report.split_by`` (its cells in
+    split-selection.csv); the dense model's accuracy goes into the caption."""
+    report = manifest.report
+    split = select_split_cells(records, manifest.goal_sparsities, report["split_by"], report["select_by"])
+    split.to_csv(out / "split-selection.csv", index=False)
+    dense = cells[cells["method"] == "dense"].drop_duplicates("label")
+    dense_text = "".join(f" {row.label}: {row.test_accuracy_mean * 100:.2f} \u00b1 {row.test_accuracy_std * 100:.2f}."
+                         for row in dense.itertuples())
+    render_split_table(split, labels=[label for label in labels if label not in set(dense["label"])],
+                       goals=manifest.goal_sparsities, split_by=report["split_by"], bold=report["bold"],
+                       out_dir=out, caption=(
+                           f"{manifest.title} ({manifest.source}). {profile_text(manifest)} Columns: goal sparsity "
+                           f"and {' x '.join(report['split_by'])} (epochs). Per cell, the configuration with the "
+                           "highest mean validation accuracy; test accuracy (%), mean \u00b1 std over seeds; the "
+                           f"{report['bold']} best per column are bold.{dense_text}"))
 
 
 def render_comparison(manifest: Manifest, cells: pd.DataFrame, labels: list[str], out: Path) -> None:
