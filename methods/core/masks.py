@@ -122,8 +122,9 @@ def uniform_plus_counts(modules: list[nn.Module], sparsity: float) -> list[int]:
 
 def keep_masks(modules: list[nn.Module], scores: list[torch.Tensor], sparsity: float,
                selection: str) -> list[torch.Tensor]:
-    """For each module, the flat keep-mask of its ``scores``: the ``selection`` spreads the
-    round(sparsity * n) lowest-scoring weights over the layers."""
+    """For each module, the flat keep-mask of its ``scores``, their lowest pruned: ``global``
+    round(sparsity * n) over all layers, ``uniform`` round(sparsity * n_l) in each layer,
+    ``uniform+`` as ``uniform_plus_counts`` says."""
     if selection == "global":
         flat = torch.cat(scores)
         return list(keep_largest(flat, round(sparsity * flat.numel())).split([s.numel() for s in scores]))

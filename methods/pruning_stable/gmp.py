@@ -137,7 +137,7 @@ class GMP(GradualSchedule):
     without warm-up, the paper naming none; the training's warm-up, if any, applies to
     both. The authors' code has no cyclic or per-method schedule (runners/baseRunner.py,
     define_optimizer_scheduler, one schedule for every strategy). FT after the hard prune
-    runs at this schedule's last learning rate.
+    takes its eta_T from this schedule, as PruningStable does from the training's.
     """
 
     name = "gmp"
