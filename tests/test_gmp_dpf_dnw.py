@@ -6,6 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods.core.masks import mask_of, prunable_modules
+from methods.pruning_stable.gmp import recompute_masks
+from schema import ConfigError
 
 from conftest import assert_state_pruned_to, make_method
 
@@ -153,6 +155,64 @@ def test_gmp_final_prune_hits_the_goal_with_zeros_in_place(mode, selection):
     assert_pruned_exactly(model, 0.93, selection)
     for _ in iterate(method, model, optimizer, 3):  # fine-tuning keeps pruned weights at zero
         assert_pruned_exactly(model, 0.93, selection)
+
+
+def test_gmp_soft_recomputes_uniform_plus_masks_from_scratch():
+    model = mlp()  # 1000 + 250 weights; the first layer is linear, so it is pruned too
+    recompute_masks(model, 0.9, "uniform+")
+    # round(0.9 * 1250) = 1125: uniform would prune 225 of the last 250, capped at 250 - round(50) = 200
+    assert [int((~mask_of(m)).sum()) for m in prunable_modules(model)] == [925, 200]
+    recompute_masks(model, 0.5, "uniform+")
+    # 625 at f = 0.5, 125 <= 200 of the last layer: round(625 * 1000/1250) = 500, then 125; no weight was zeroed
+    assert [int((~mask_of(m)).sum()) for m in prunable_modules(model)] == [500, 125]
+    assert_top_by_magnitude(mask_of(model[0]).flatten(), model[0].weight.detach().flatten())
+
+
+def test_gmp_pruning_every_m_epochs_as_the_authors_code():
+    model = mlp()
+    # T = 7, m = 2: n = 7 // 2 - 1 = 2 steps, at the ends of epochs 2 and 4 (3 iterations each): after
+    # iterations 6 and 12, to 0.9 (1 - 1/8) = 0.7875 and 0.9; epochs 5 to 7 recover (T - n m = 3).
+    method = make("gmp", {"pruning_interval": 2}, goal=0.9, epochs=7, steps_per_epoch=3, model=model)
+    assert method.step_sparsity == pytest.approx({6: 0.7875, 12: 0.9})
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    zeros = [int((flat_weight(model) == 0).sum()) for _ in iterate(method, model, optimizer, 21)]
+    # round(0.7875 * 1250) = round(984.375) = 984, round(0.9 * 1250) = 1125
+    assert zeros == [0] * 5 + [984] * 6 + [1125] * 10
+    # m dividing T is the equally spaced schedule: T = 8, m = 2 is steps = 8/2 - 1 = 3, round(24 k / 4) = 6k
+    assert list(make("gmp", {"pruning_interval": 2}, epochs=8, steps_per_epoch=3, model=mlp()).step_sparsity) == \
+        list(make("gmp", {"steps": 3}, epochs=8, steps_per_epoch=3, model=mlp()).step_sparsity) == [6, 12, 18]
+
+
+@pytest.mark.parametrize("hp, key", [({"pruning_interval": 4}, "pruning_interval"),  # 2 * 4 > 7: no step
+                                     ({"pruning_interval": 2, "steps": 5}, "steps")])
+def test_gmp_pruning_interval_refuses_what_it_cannot_plan(hp, key):
+    with pytest.raises(ConfigError) as error:
+        make_method("gmp", hp, epochs=7).phases()
+    assert error.value.key == key
+
+
+def test_gmp_cyclic_learning_rate_restarts_after_every_pruning_step():
+    # T = 7, m = 2, 3 iterations per epoch, eta_1 = 0.1: steps after iterations 6 and 12, that is at
+    # t = 2 and 4 epochs; cycles [0, 2), [2, 4), [4, 7) decay linearly from 0.1 to zero at their end.
+    method = make("gmp", {"pruning_interval": 2, "schedule": "cyclic"}, epochs=7, steps_per_epoch=3, model=mlp())
+    lr = method.phases()[0].schedule(None)
+    at_iteration = {  # iteration j (from 0) runs at t = j / 3
+        0: 0.1,  # start of the first cycle
+        3: 0.1 * (1 - 1 / 2),  # t = 1, its midpoint: 0.05
+        5: 0.1 * (1 - (5 / 3) / 2),  # last iteration before the first step: 0.1 / 6
+        6: 0.1,  # the first after it: restart
+        11: 0.1 * (1 - (11 / 3 - 2) / 2),  # last before the second step: 0.1 / 6
+        12: 0.1,  # after the last step the last cycle runs to the end of training
+        15: 0.1 * (1 - (5 - 4) / 3),  # t = 5: 0.1 * 2/3
+        20: 0.1 * (1 - (20 / 3 - 4) / 3),  # the last iteration: 0.1 / 9
+    }
+    assert [lr(j / 3) for j in at_iteration] == pytest.approx(list(at_iteration.values()))
+
+
+def test_gmp_linear_learning_rate_decays_over_the_whole_training():
+    method = make("gmp", {"schedule": "linear"}, epochs=7, steps_per_epoch=3, model=mlp())
+    lr = method.phases()[0].schedule(None)
+    assert [lr(0), lr(3.5), lr(20 / 3)] == pytest.approx([0.1, 0.05, 0.1 / 21])  # 0.1 (1 - t / 7)
 
 
 # DPF ---------------------------------------------------------------------------------------
@@ -311,3 +371,19 @@ def test_trains_to_the_exact_goal_through_the_loop(train_tiny, method, hp):
     if method in ("gmp", "dnw"):  # the hard prune only applies the mask already in use
         assert record["accuracy_before_prune"] == record["accuracy_after_prune"]
         assert record["pruning_stability"] == 1
+
+
+@pytest.mark.parametrize("hp, epochs, lrs", [
+    ({"selection": "uniform+", "mode": "soft"}, 2, [0.1, 0.1]),  # the tiny training's constant 0.1
+    ({"pruning_interval": 1}, 2, [0.1, 0.1]),  # n = 2 // 1 - 1 = 1 step, at the end of epoch 1
+    ({"schedule": "linear"}, 2, [0.1, 0.05]),  # 0.1 (1 - t / 2) at t = 0, 1
+    ({"schedule": "cyclic", "pruning_interval": 2}, 4, [0.1, 0.05, 0.1, 0.05]),  # cycles [0, 2), [2, 4)
+])
+def test_gmp_variants_train_to_the_exact_goal_through_the_loop(train_tiny, hp, epochs, lrs):
+    result = train_tiny("gmp", {**hp, "finetune_fraction": 0.5}, goal=0.9, epochs=epochs)
+    assert result.record["status"] == "ok"
+    assert_state_pruned_to(result, 0.9)
+    assert [row["lr"] for row in result.history if row["phase"] == "train"] == pytest.approx(lrs)
+    if hp.get("selection") == "uniform+":  # the stem convolution dense, the last layer keeps >= 20%
+        masks = [mask for key, mask in result.state_dict.items() if key.endswith("weight_mask")]
+        assert masks[0].all() and masks[-1].sum() >= round(0.2 * masks[-1].numel())

@@ -96,3 +96,62 @@ def test_allr_d1_on_a_hand_made_weight_vector():
     event = magnitude_prune(layer, 0.75)
     assert event.fraction == 0.5
     assert event.relative_change == pytest.approx(3 / (5 * math.sqrt(0.5)))
+
+
+def conv_first_net(seed=0):
+    """Prunable sizes 30 (first convolution), 50, 50 and 20 (last layer): 150 weights."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv1d(3, 5, 2), nn.Conv1d(5, 5, 2, bias=False), nn.Flatten(), nn.Linear(10, 5),
+                         nn.Linear(5, 4))
+
+
+def zeros_per_layer(model):
+    return [int((m.weight == 0).sum()) for m in prunable_modules(model)]
+
+
+@pytest.mark.parametrize("sparsity, expected", [
+    # round(0.7 * 150) = 105 pruned; the first convolution stays dense. Uniform over the
+    # other 120 weights, f = 105/120 = 0.875, would prune 17.5 of the last 20, more than 20 - round(0.2 * 20)
+    # = 16: the last layer prunes 16 and the middle layers 105 - 16 = 89 at 89/100, 44.5 each, apportioned
+    # by cumulative rounding: round(89 * 50/100) = round(44.5) = 44, then round(89) - 44 = 45.
+    (0.7, [0, 44, 45, 16]),
+    # round(0.5 * 150) = 75 pruned; f = 75/120 = 0.625 prunes 12.5 <= 16 of the last layer: the cap does not
+    # bind. Cumulatively over 50, 50, 20: round(75 * 50/120) = round(31.25) = 31,
+    # round(75 * 100/120) - 31 = round(62.5) - 31 = 62 - 31 = 31, 75 - 62 = 13.
+    (0.5, [0, 31, 31, 13]),
+])
+def test_uniform_plus_per_layer_counts_by_hand(sparsity, expected):
+    model = conv_first_net()
+    weights = [m.weight.detach().clone() for m in prunable_modules(model)]
+    magnitude_prune(model, sparsity, "uniform+")
+    assert zeros_per_layer(model) == expected
+    assert sum(expected) == round(sparsity * 150)
+    for module, weight in zip(prunable_modules(model), weights):  # each layer loses its smallest weights
+        mask = module.weight_mask
+        if not mask.all():
+            assert weight[mask].abs().min() >= weight[~mask].abs().max()
+
+
+def test_uniform_plus_prunes_the_first_layer_when_it_is_not_a_convolution():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(40, 25), nn.ReLU(), nn.Linear(25, 10))  # 1000 + 250 weights
+    magnitude_prune(model, 0.9, "uniform+")
+    # round(0.9 * 1250) = 1125; uniform would prune 225 of the last 250, the cap is 250 - round(50) = 200:
+    # the first layer takes the other 925.
+    assert zeros_per_layer(model) == [925, 200]
+
+
+def test_uniform_plus_keeps_pruned_weights_pruned_as_the_sparsity_grows():
+    model = conv_first_net()
+    magnitude_prune(model, 0.5, "uniform+")
+    first = [m.weight_mask.clone() for m in prunable_modules(model)]
+    magnitude_prune(model, 0.7, "uniform+")
+    for before, m in zip(first, prunable_modules(model)):
+        assert not (m.weight_mask & ~before).any()
+    assert zeros_per_layer(model) == [0, 44, 45, 16]
+
+
+def test_uniform_plus_refuses_a_sparsity_it_cannot_reach():
+    # round(0.9 * 150) = 135 > 50 + 50 + 16 = 116 prunable under uniform+
+    with pytest.raises(ValueError, match="uniform\\+ cannot prune 135 of 150"):
+        magnitude_prune(conv_first_net(), 0.9, "uniform+")

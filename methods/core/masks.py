@@ -3,6 +3,11 @@
 Prunable are the weights of convolutional and linear layers; biases and BatchNorm
 parameters never are. A mask is a buffer ``weight_mask`` registered on the module next
 to the weight it covers, so it travels with the state dict.
+
+A selection spreads the pruned weights over the layers (Back to Basics, appendix A.1):
+``global`` ranks all prunable weights together, ``uniform`` (Zhu & Gupta, 2017) prunes
+every layer to the sparsity, ``uniform+`` (Gale et al., 2019) is uniform with the first
+convolution dense and the last layer pruned by at most 80% (``uniform_plus_counts``).
 """
 
 from dataclasses import dataclass, replace
@@ -12,8 +17,9 @@ from torch import nn
 
 from schema import Param
 
-PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-SELECTIONS = ("global", "uniform")
+CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+PRUNABLE_TYPES = (*CONVOLUTIONS, nn.Linear)
+SELECTIONS = ("global", "uniform", "uniform+")
 SELECTION = Param("global", "how the pruned weights are spread over the layers", choices=SELECTIONS)
 D1_VECTORS = ("all", "prunable")
 
@@ -75,32 +81,77 @@ def keep_largest(scores: torch.Tensor, n_pruned: int) -> torch.Tensor:
     return keep
 
 
+def uniform_plus_counts(modules: list[nn.Module], sparsity: float) -> list[int]:
+    """UNIFORM+'s pruned weights per layer: round(sparsity * n) in all, n the prunable weights.
+
+    The first layer stays dense when it is a convolution; the last layer keeps at least
+    round(0.2 n_L) of its n_L weights; the layers left share the rest at one fraction f,
+    layer l (of cumulative size C_l among them) pruning round(f C_l) - round(f C_{l-1}), so
+    that the counts add up to the total exactly. As in the implementation Back to Basics
+    follows (Lee et al., 2020: jaeho-lee/layer-adaptive-sparsity, tools/pruners.py,
+    ``_compute_unifplus_amounts``), "first" and "last" are in registration order, the last
+    layer is capped only when the uniform fraction would leave it fewer weights, and the
+    layers between take up the difference at a common fraction; that code rounds each
+    layer's share apart (its total misses by a few weights) and keeps the first layer dense
+    only for a 2-d convolution, here any convolution (the 1-d ResNet's stem too).
+    """
+    sizes = [m.weight.numel() for m in modules]
+    total = round(sparsity * sum(sizes))
+    counts = [0] * len(sizes)
+    shared = list(range(len(sizes)))
+    if isinstance(modules[0], CONVOLUTIONS):
+        shared.remove(0)
+    last = len(sizes) - 1
+    if last in shared:
+        cap = sizes[last] - round(0.2 * sizes[last])
+        if total * sizes[last] > cap * sum(sizes[i] for i in shared):  # the uniform fraction prunes beyond the cap
+            counts[last] = cap
+            shared.remove(last)
+    rest = total - sum(counts)
+    capacity = sum(sizes[i] for i in shared)
+    if rest > capacity:
+        raise ValueError(f"uniform+ cannot prune {total} of {sum(sizes)} weights: the first convolution stays "
+                         f"dense and the last layer keeps {sizes[last] - counts[last]}")
+    cumulative = 0
+    for i in shared:
+        before = round(rest * cumulative / capacity)
+        cumulative += sizes[i]
+        counts[i] = round(rest * cumulative / capacity) - before
+    return counts
+
+
+def keep_masks(modules: list[nn.Module], scores: list[torch.Tensor], sparsity: float,
+               selection: str) -> list[torch.Tensor]:
+    """For each module, the flat keep-mask of its ``scores``, their lowest pruned: ``global``
+    round(sparsity * n) over all layers, ``uniform`` round(sparsity * n_l) in each layer,
+    ``uniform+`` as ``uniform_plus_counts`` says."""
+    if selection == "global":
+        flat = torch.cat(scores)
+        return list(keep_largest(flat, round(sparsity * flat.numel())).split([s.numel() for s in scores]))
+    if selection == "uniform":
+        counts = [round(sparsity * s.numel()) for s in scores]
+    elif selection == "uniform+":
+        counts = uniform_plus_counts(modules, sparsity)
+    else:
+        raise ValueError(f"unknown selection {selection!r}; known: {', '.join(SELECTIONS)}")
+    return [keep_largest(s, count) for s, count in zip(scores, counts)]
+
+
 @torch.no_grad()
 def magnitude_prune(model: nn.Module, sparsity: float, selection: str = "global") -> PruneEvent:
-    """Prune by weight magnitude until exactly round(sparsity * n) prunable weights are zero.
+    """Prune by weight magnitude to round(sparsity * n) zero prunable weights, spread over
+    the layers by the ``selection`` (each layer to round(sparsity * n_l) for ``uniform``).
 
-    Pruned weights stay pruned: they rank below every remaining weight. ``global`` uses one
-    threshold over all prunable weights, ``uniform`` prunes every layer to ``sparsity``.
+    Pruned weights stay pruned: they rank below every remaining weight.
     """
-    if selection not in SELECTIONS:
-        raise ValueError(f"unknown selection {selection!r}; known: {', '.join(SELECTIONS)}")
     modules = prunable_modules(model)
     before = torch.cat([m.weight.detach().flatten() for m in modules])
     masks = [mask_of(m) for m in modules]
     remaining_before = int(sum(mask.sum() for mask in masks))
-
-    def scores(module, mask):
-        return torch.where(mask, module.weight.abs(), torch.full_like(module.weight, -1.0)).flatten()
-
-    if selection == "global":
-        flat = torch.cat([scores(m, mask) for m, mask in zip(modules, masks)])
-        keep = keep_largest(flat, round(sparsity * flat.numel()))
-        for mask, part in zip(masks, keep.split([mask.numel() for mask in masks])):
-            mask.copy_(part.view_as(mask))
-    else:
-        for module, mask in zip(modules, masks):
-            keep = keep_largest(scores(module, mask), round(sparsity * mask.numel()))
-            mask.copy_(keep.view_as(mask))
+    scores = [torch.where(mask, m.weight.abs(), torch.full_like(m.weight, -1.0)).flatten()
+              for m, mask in zip(modules, masks)]
+    for mask, keep in zip(masks, keep_masks(modules, scores, sparsity, selection)):
+        mask.copy_(keep.view_as(mask))
     apply_masks(model)
 
     after = torch.cat([m.weight.detach().flatten() for m in modules])

@@ -27,10 +27,28 @@ def training_schedule(lr: float, epochs: int, kind: str = "stepped", milestones=
     }
     if kind not in decays:
         raise ValueError(f"unknown schedule kind {kind!r}; known: {', '.join(TRAINING_KINDS)}")
-    decay = decays[kind]
+    return with_warmup(decays[kind], warmup_epochs)
+
+
+def with_warmup(schedule: Schedule, warmup_epochs: float) -> Schedule:
+    """``schedule`` scaled by min(1, t / warmup_epochs): a linear warm-up (none at 0)."""
     if warmup_epochs <= 0:
-        return decay
-    return lambda t: decay(t) * min(1.0, t / warmup_epochs)
+        return schedule
+    return lambda t: schedule(t) * min(1.0, t / warmup_epochs)
+
+
+def cyclic_linear(lr: float, epochs: float, restarts) -> Schedule:
+    """Linear decay from lr towards zero, restarted at each of ``restarts`` (those in (0,
+    epochs)): with a < b consecutive among 0, the restarts and ``epochs``, t in [a, b) runs
+    at lr (1 - (t - a) / (b - a))."""
+    bounds = [0.0, *sorted({r for r in restarts if 0 < r < epochs}), epochs]
+
+    def schedule(t: float) -> float:
+        i = min(bisect_right(bounds, t), len(bounds) - 1)
+        a, b = bounds[i - 1], bounds[i]
+        return lr * (1 - (t - a) / (b - a))
+
+    return schedule
 
 
 def retraining_schedule(kind: str, training: Schedule, epochs: int, retrain_epochs: int, d1: float = 0.0,

@@ -12,11 +12,13 @@ the mask is recomputed from the dense magnitudes (Back to Basics, section 2.3).
 import torch
 from torch import nn
 
-from schema import Param
+from schema import ConfigError, Param
 
 from methods import register
-from methods.core.masks import SELECTION, PruneEvent, keep_largest, apply_masks, magnitude_prune, mask_of, prunable_modules
+from methods.core.base import Phase
+from methods.core.masks import SELECTION, PruneEvent, apply_masks, keep_masks, magnitude_prune, mask_of, prunable_modules
 from methods.core.reparam import forward_with_weights, straight_through
+from methods.core.schedules import Schedule, cyclic_linear, training_schedule, with_warmup
 from .stable import PruningStable
 
 
@@ -27,15 +29,12 @@ def cubic_sparsity(goal: float, step: int, steps: int) -> float:
 
 @torch.no_grad()
 def recompute_masks(model: nn.Module, sparsity: float, selection: str = "global") -> None:
-    """Set every mask from scratch to the top (1 - sparsity) weights by magnitude, pruned
-    weights ranked at their stored value; the weights themselves are left as they are."""
+    """Set every mask from scratch to the top weights by magnitude, round(sparsity * n) pruned
+    as the ``selection`` spreads them, pruned weights ranked at their stored value; the
+    weights themselves are left as they are."""
     modules = prunable_modules(model)
-    if selection == "global":
-        scores = torch.cat([m.weight.abs().flatten() for m in modules])
-        keeps = keep_largest(scores, round(sparsity * scores.numel())).split([m.weight.numel() for m in modules])
-    else:
-        keeps = [keep_largest(m.weight.abs().flatten(), round(sparsity * m.weight.numel())) for m in modules]
-    for module, keep in zip(modules, keeps):
+    scores = [m.weight.abs().flatten() for m in modules]
+    for module, keep in zip(modules, keep_masks(modules, scores, sparsity, selection)):
         mask_of(module).copy_(keep.view_as(module.weight))
 
 
@@ -55,15 +54,44 @@ class GradualSchedule(PruningStable):
     final 1/(n + 1) of training recovers at it, as in the authors' code, which also stops
     pruning one interval before the end. Steps that round to the same iteration collapse
     into the last of them.
+
+    ``pruning_interval`` = m epochs ("we prune every 5 or 10 epochs", Love Retraining,
+    appendix C.3) places the steps as the authors' code does (strategies/scratchStrategies.py,
+    GMP.__init__ with ``pruning_interval``): n = T // m - 1 steps, step k at the end of epoch
+    k m, that is after iteration k m steps_per_epoch, with the same cubic s_k. When m divides
+    T this is the schedule of ``steps`` = T / m - 1; otherwise the recovery after the last
+    step lasts T - (T // m - 1) m epochs, from m to 2m - 1. The code asserts 2m <= T, so that
+    there is a step; ``steps`` then follows from m and is left at its default.
     """
 
     params = {**PruningStable.params,
-              "steps": Param(20, "pruning steps of the cubic schedule", "n", above=0, at_most=100_000)}
+              "steps": Param(20, "pruning steps of the cubic schedule", "n", above=0, at_most=100_000),
+              "pruning_interval": Param(None, "epochs between pruning steps, n = T // m - 1 steps (the authors' "
+                                              "pruning_interval); None: the n = steps equally spaced steps",
+                                        "m", type=int, above=0)}
+
+    def phases(self) -> list[Phase]:
+        interval, epochs = self.hp["pruning_interval"], self.training["epochs"]
+        if interval is not None and 2 * interval > epochs:
+            raise ConfigError(f"pruning every {interval} epochs leaves no pruning step in {epochs} epochs "
+                              "(2 m <= T)", key="pruning_interval")
+        if interval is not None and self.hp["steps"] != self.params["steps"].default:
+            raise ConfigError("steps follow from pruning_interval: set one of them", key="steps")
+        return super().phases()
+
+    def pruning_iterations(self, steps_per_epoch: int) -> list[int]:
+        """The iterations after which steps 1..n prune (n of them, perhaps repeated)."""
+        epochs, interval = self.training["epochs"], self.hp["pruning_interval"]
+        if interval is not None:
+            return [k * interval * steps_per_epoch for k in range(1, epochs // interval)]
+        n = self.hp["steps"]
+        return [round(k * epochs * steps_per_epoch / (n + 1)) for k in range(1, n + 1)]
 
     def setup(self, model: nn.Module, steps_per_epoch: int) -> None:
-        iterations, n = self.training["epochs"] * steps_per_epoch, self.hp["steps"]
-        self.step_sparsity = {round(k * iterations / (n + 1)): cubic_sparsity(self.goal_sparsity, k, n)
-                              for k in range(1, n + 1)}
+        iterations = self.pruning_iterations(steps_per_epoch)
+        n = len(iterations)
+        self.step_sparsity = {i: cubic_sparsity(self.goal_sparsity, k, n) for k, i in enumerate(iterations, start=1)}
+        self.steps_per_epoch = steps_per_epoch
         self.iteration, self.target = 0, 0.0
 
     def state_dict(self) -> dict:
@@ -96,6 +124,20 @@ class GMP(GradualSchedule):
     weights is zeroed at every pruning step. The hard prune at the end uses the goal and the
     selection; the last step already reached the goal, so it keeps the mask and zeroes the
     kept values.
+
+    ``schedule``, the learning rate of the regular training (Love Retraining, appendix C.3,
+    Table 28): None is the training's own (stepped in the paper); ``linear`` decays from
+    eta_1 to zero over the T epochs, as the training's ``kind = "linear"`` would (an option
+    here because a manifest row cannot change the training's schedule); ``cyclic`` is "a
+    linearly decaying learning rate schedule that is restarted after every pruning point",
+    its cycles ending "exactly at the next pruning step": from eta_1 to zero, the first
+    cycle from the start of training to the first step, the last from the last step to the
+    end of regular training, where the hard prune is the next pruning step (so the last
+    cycle ends with the budget, as BIMP's last cycle does). Each cycle restarts at eta_1
+    without warm-up, the paper naming none; the training's warm-up, if any, applies to
+    both. The authors' code has no cyclic or per-method schedule (runners/baseRunner.py,
+    define_optimizer_scheduler, one schedule for every strategy). FT after the hard prune
+    takes its eta_T from this schedule, as PruningStable does from the training's.
     """
 
     name = "gmp"
@@ -103,7 +145,20 @@ class GMP(GradualSchedule):
     params = {**GradualSchedule.params,
               "mode": Param("hard", "hard: pruned weights stay pruned; soft: masks recomputed from scratch",
                             choices=("hard", "soft")),
-              "selection": SELECTION}
+              "selection": SELECTION,
+              "schedule": Param(None, "learning-rate schedule of the regular training: linear decay to zero, or "
+                                      "cyclic (linear decay restarted after every pruning step); None: the "
+                                      "training's own (stepped in the paper)", type=str, choices=("linear", "cyclic"))}
+
+    def training_lr(self) -> Schedule:
+        kind, training = self.hp["schedule"], self.training
+        if kind is None:
+            return super().training_lr()
+        lr, epochs, warmup = training["lr"], training["epochs"], training["lr_schedule"]["warmup_epochs"]
+        if kind == "linear":
+            return training_schedule(lr, epochs, "linear", warmup_epochs=warmup)
+        restarts = [iteration / self.steps_per_epoch for iteration in self.step_sparsity]
+        return with_warmup(cyclic_linear(lr, epochs, restarts), warmup)
 
     @property
     def keeps_pruned_values(self) -> bool:
