@@ -6,6 +6,24 @@ p = 1 - (1 - s)^(1/J) of the remaining weights by magnitude, so cycle j ends at 
 (``methods.core.schedules``, set per iteration). The retraining starts with a fresh
 optimizer (no momentum from the dense training), which the cycles then share.
 
+Love Retraining adds the tuned schedules constant, stepped, cosine and linear (appendix
+B.1), given an ``initial_lr`` and a ``warmup``, the same in every cycle, which the authors'
+code demands of them and refuses for the fixed ones (``define_retrain_schedule``'s
+asserts); and the ablations of appendix C.1: ALLR with d = d1 or d = d2 alone
+(``discount``) and AccALLR, whose d1 = (Acc(dense) - Acc(sparse)) / Acc(dense), clipped
+to [0, 1], is the drop in train accuracy that the pruning step causes, measured by an
+evaluation pass over the training split after every pruning step that the run's training
+time includes (``Phase.measures_train_accuracy``). In the iterative case "dense" is the
+trained dense model, before the first pruning step, as the text says ("the relative drop
+in accuracy compared to the dense model"), not the model before the cycle's step; the
+authors' AccALLR branch is not in their published code, but it keeps the dense run's
+train accuracy once per run for it (runners/pretrainedRunner.py, ``get_missing_config``,
+``trained_train_accuracy``). Both accuracies come from the same evaluation pass (eval mode,
+no augmentation), one more over the dense model at the first pruning step, so the ratio
+compares like with like; their dense accuracy is the running one of the last training
+epoch, and they evaluate the train split with BatchNorm in training mode
+(runners/baseRunner.py, ``train_epoch``).
+
 Where the papers are silent or ambiguous, the authors' code decides, since it produced
 the published numbers; where it contradicts the text, its behaviour is the default and the
 paper's reading a named hyperparameter. ALLR's d1 = ||W - W_p|| / (||W|| sqrt(s)) takes s
@@ -18,11 +36,11 @@ for the prunable weights only: ``d1_over = "prunable"`` is that reading.
 """
 
 from methods import register
-from schema import Param
+from schema import ConfigError, Param
 
 from methods.core.base import Method, Phase
 from methods.core.masks import D1_VECTORS, SELECTION, PruneEvent, prune_measuring_d1
-from methods.core.schedules import RETRAINING_KINDS, retraining_schedule
+from methods.core.schedules import DISCOUNTS, RETRAINING_KINDS, TUNED_KINDS, accuracy_drop, retraining_schedule
 
 D1_OVER = Param("all", "the vector W of ALLR's d1: all parameters (the authors' code) or the prunable weights "
                 "(Love Retraining's text)", choices=D1_VECTORS)
@@ -63,15 +81,41 @@ class IMP(PruneRetrainCycles):
         "schedule": Param("slr", "learning-rate schedule of the retraining", choices=RETRAINING_KINDS),
         "selection": SELECTION,
         "d1_over": D1_OVER,
+        "initial_lr": Param(None, "initial LR of a tuned schedule, after its warm-up, in every cycle (appendix B.1: "
+                            "0.001 to 0.5)", type=float, above=0),
+        "warmup": Param(None, "warm-up of a tuned schedule, a fraction of each cycle's iterations (appendix B.1: "
+                        "0 or 0.1)", type=float, at_least=0, below=1),
+        "discount": Param(None, "ALLR's d from d1 alone (ALLRd1) or d2 alone (ALLRd2), appendix C.1; unset: "
+                          "max(d1, d2)", "d", type=str, choices=DISCOUNTS),
     }
 
+    def check_schedule_keys(self) -> None:
+        """Tuned schedules need ``initial_lr`` and ``warmup``, fixed ones take neither; only
+        ALLR takes a ``discount``."""
+        kind, tuned = self.hp["schedule"], self.hp["schedule"] in TUNED_KINDS
+        for key in ("initial_lr", "warmup"):
+            if tuned and self.hp[key] is None:
+                raise ConfigError(f"the tuned schedule {kind} needs it", key=key)
+            if not tuned and self.hp[key] is not None:
+                raise ConfigError(f"the fixed schedule {kind} takes none", key=key)
+        if kind != "allr" and self.hp["discount"] is not None:
+            raise ConfigError(f"only ALLR chooses its d, not {kind}", key="discount")
+
+    def d1(self, event) -> float:
+        """ALLR's d1 (the relative norm change) or AccALLR's (the drop in train accuracy)."""
+        if self.hp["schedule"] == "accallr":
+            return accuracy_drop(event.dense_train_accuracy, event.train_accuracy)
+        return event.relative_change
+
     def phases(self) -> list[Phase]:
-        epochs, retrain = self.training["epochs"], self.hp["retrain_epochs"]
+        self.check_schedule_keys()
+        epochs, retrain, hp = self.training["epochs"], self.hp["retrain_epochs"], self.hp
 
         def schedule(event):
-            return retraining_schedule(self.hp["schedule"], self.training_lr(), epochs, retrain,
-                                       d1=event.relative_change, steps_per_epoch=self.steps_per_epoch)
+            return retraining_schedule(hp["schedule"], self.training_lr(), epochs, retrain, d1=self.d1(event),
+                                       steps_per_epoch=self.steps_per_epoch, initial_lr=hp["initial_lr"],
+                                       warmup=hp["warmup"], discount=hp["discount"])
 
         return [Phase(f"retrain {j}", retrain, schedule, prunes=True, sparsity=self.cycle_sparsity(j),
-                      keeps_optimizer=j > 1)
-                for j in range(1, self.hp["cycles"] + 1)]
+                      keeps_optimizer=j > 1, measures_train_accuracy=hp["schedule"] == "accallr")
+                for j in range(1, hp["cycles"] + 1)]
