@@ -72,13 +72,16 @@ class IMP(PruneRetrainCycles):
     """
 
     name = "imp"
-    paper = "Han et al. (2015); retraining schedules as in Back to Basics (Zimmer et al., 2023), section 2"
+    paper = ("Han et al. (2015); retraining schedules as in Back to Basics (Zimmer et al., 2023), section 2, "
+             "and Love Retraining (Zimmer et al., 2023), section 2.1, appendices B.1 and C.1")
     prunes_after_training = True
     revision = 1
     params = {
         "cycles": Param(1, "prune-retrain cycles", "J", above=0, at_most=1000),
         "retrain_epochs": Param(help="epochs of retraining per cycle", symbol="T_rt", type=int, above=0),
-        "schedule": Param("slr", "learning-rate schedule of the retraining", choices=RETRAINING_KINDS),
+        "schedule": Param("slr", "learning-rate schedule of the retraining: fixed (FT, LRW, SLR, CLR; Love "
+                          "Retraining's LLR, ALLR, AccALLR) or tuned (constant, stepped, cosine, linear)",
+                          choices=RETRAINING_KINDS),
         "selection": SELECTION,
         "d1_over": D1_OVER,
         "initial_lr": Param(None, "initial LR of a tuned schedule, after its warm-up, in every cycle (appendix B.1: "
