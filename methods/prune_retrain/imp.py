@@ -12,8 +12,8 @@ code demands of them and refuses for the fixed ones (``define_retrain_schedule``
 asserts); and the ablations of appendix C.1: ALLR with d = d1 or d = d2 alone
 (``discount``) and AccALLR, whose d1 = (Acc(dense) - Acc(sparse)) / Acc(dense), clipped
 to [0, 1], is the drop in train accuracy that the pruning step causes, measured by an
-evaluation pass over the training split after every pruning step that the run's training
-time includes (``Phase.measures_train_accuracy``). In the iterative case "dense" is the
+evaluation pass over the training split after every pruning step, its time counted in the
+run's training time, as is the paper's point (``Phase.measures_train_accuracy``). In the iterative case "dense" is the
 trained dense model, before the first pruning step, as the text says ("the relative drop
 in accuracy compared to the dense model"), not the model before the cycle's step; the
 authors' AccALLR branch is not in their published code, but it keeps the dense run's
