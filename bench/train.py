@@ -3,8 +3,9 @@
 ``train_run`` executes one RunSpec in a few steps: ``build_run`` (seeding, the method, the
 model, loaded from the dense parent when the method prunes after training), ``resume``
 from a checkpoint if there is one, ``run_phases`` (each phase opens in ``enter_phase``,
-perhaps with a pruning step around which test accuracy is measured, and trains epoch by
-epoch in ``run_epoch``), a last evaluation and ``make_record``. It returns the record, the
+perhaps with a pruning step, ``prune``, around which test accuracy is measured, and train
+accuracy too where the phase asks for it, at the cost of training time; it trains epoch
+by epoch in ``run_epoch``), a last evaluation and ``make_record``. It returns the record, the
 per-epoch history and the final state dict. A loss that becomes NaN or infinite stops the
 run and marks it ``diverged``.
 
@@ -30,7 +31,7 @@ import os
 import pickle
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -61,8 +62,9 @@ class RunResult:
 @dataclass
 class Progress:
     """Where a run stands, besides its model, method and optimizer: the phase under way and
-    the epochs finished in it, the measurements so far, the history, and for each layer
-    empty at the last check where it emptied ("<phase> epoch <k>")."""
+    the epochs finished in it, the measurements so far (``dense_train_accuracy`` only for
+    phases that ``measures_train_accuracy``), the history, and for each layer empty at the
+    last check where it emptied ("<phase> epoch <k>")."""
 
     phase: int = 0
     epoch: int = 0
@@ -72,6 +74,7 @@ class Progress:
     before: float = math.nan
     after: float = math.nan
     val_after: float = math.nan
+    dense_train_accuracy: float = math.nan
     event: PruneEvent | None = None
     status: str = "ok"
     history: list = field(default_factory=list)
@@ -252,6 +255,29 @@ def note_collapsed(run: Run, phase: Phase, weights: dict) -> None:
     progress.emptied = {name: progress.emptied.get(name, where) for name in collapsed_layers(run.model, weights)}
 
 
+def timed_train_accuracy(run: Run, phase: Phase) -> float:
+    """Accuracy on the training split, its time counted as training when the phase is timed."""
+    start = time.perf_counter()
+    accuracy = evaluate(run.method, run.model, run.data, "train", run.device)
+    if phase.timed:
+        run.progress.train_seconds += time.perf_counter() - start
+    return accuracy
+
+
+def prune(run: Run, phase: Phase) -> PruneEvent:
+    """The method's pruning step that opens ``phase``; for a phase that ``measures_train_accuracy``,
+    its event carries the train accuracy of the pruned model and of the dense one (measured
+    before the first such step of the run and kept in the progress)."""
+    if not phase.measures_train_accuracy:
+        return run.method.prune(run.model, phase.sparsity)
+    progress = run.progress
+    if math.isnan(progress.dense_train_accuracy):
+        progress.dense_train_accuracy = timed_train_accuracy(run, phase)
+    event = run.method.prune(run.model, phase.sparsity)
+    return replace(event, dense_train_accuracy=progress.dense_train_accuracy,
+                   train_accuracy=timed_train_accuracy(run, phase))
+
+
 def enter_phase(run: Run, phase: Phase, log) -> None:
     """Open ``phase``: its pruning step with the test accuracy around it (unless the run
     resumes inside the phase), the method's ``enter``, the schedule and a fresh optimizer,
@@ -261,7 +287,7 @@ def enter_phase(run: Run, phase: Phase, log) -> None:
     prunes_now = phase.prunes and progress.epoch == 0
     if prunes_now:
         progress.before = evaluate(method, model, run.data, "test", run.device)
-        progress.event = method.prune(model, phase.sparsity)
+        progress.event = prune(run, phase)
     method.enter(phase)
     if prunes_now:
         with capture_weights(model) as weights:

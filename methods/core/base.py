@@ -46,7 +46,10 @@ class Phase:
     A phase with ``prunes`` opens with ``method.prune(model, sparsity)``; event is what that
     step did (None for a phase that prunes nothing). Only ``timed`` phases count towards
     the run's training time. A phase that ``keeps_optimizer`` goes on with the optimizer,
-    and so the momentum, of the phase before; any other starts with a fresh one.
+    and so the momentum, of the phase before; any other starts with a fresh one. A phase
+    that ``measures_train_accuracy`` has the loop evaluate the training split right after
+    its pruning step, and before the run's first pruning step (the dense model), each pass
+    counted as training time when the phase is timed; the event carries both accuracies.
     """
 
     name: str
@@ -56,6 +59,7 @@ class Phase:
     sparsity: float | None = None
     timed: bool = True
     keeps_optimizer: bool = False
+    measures_train_accuracy: bool = False
 
 
 class Method:

@@ -65,12 +65,17 @@ class PruneEvent:
     ``fraction`` is the share of the previously remaining weights that was removed;
     ``relative_change`` is ALLR's d1 = ||W - W_p|| / (||W|| * sqrt(s)), clipped to [0, 1]:
     by ``magnitude_prune`` with W the prunable weights just before the step and s =
-    ``fraction``, by ``prune_measuring_d1`` as its arguments say.
+    ``fraction``, by ``prune_measuring_d1`` as its arguments say. ``dense_train_accuracy``
+    and ``train_accuracy`` are the train accuracies of the dense model and of the model just
+    pruned, which the training loop measures for a phase that ``measures_train_accuracy``
+    (AccALLR); None otherwise.
     """
 
     sparsity: float
     fraction: float
     relative_change: float
+    dense_train_accuracy: float | None = None
+    train_accuracy: float | None = None
 
 
 def keep_largest(scores: torch.Tensor, n_pruned: int) -> torch.Tensor:
