@@ -133,6 +133,8 @@ CLAIM = {
     "metric": Param("test_accuracy",
                     choices=("test_accuracy", "pruning_stability", "retrain_gain", "theoretical_speedup")),
     "goals": Param(None, type=list),
+    "where": Param(None, "hyperparameter values the claim is judged at (e.g. retrain_epochs = \"5%\"): cells "
+                         "selected among those runs only", type=dict),
     "relation": Param("beats", "beats: better is ahead beyond the seed spread; matches: it is not behind beyond it",
                       choices=("beats", "matches")),
     "belief": Param(None, type=dict),
@@ -475,9 +477,10 @@ def validate(raw: dict, check: Checker, target: str, profile: str, registries: b
             check.fail(f"report.baselines[{i}]", f"no row labelled {label!r}; {closest(label, labels)}")
     claims = []
     for i, raw_claim in enumerate(top["claims"]):
-        claim = validate_claim(check, f"claims[{i}]", raw_claim, CLAIM, labels)
+        claim = validate_claim(check, f"claims[{i}]", raw_claim, CLAIM, labels, training["epochs"])
         if claim["belief"] is not None:
-            claim["belief"] = validate_claim(check, f"claims[{i}].belief", claim["belief"], BELIEF, labels)
+            claim["belief"] = validate_claim(check, f"claims[{i}].belief", claim["belief"], BELIEF, labels,
+                                             training["epochs"])
         claims.append(claim)
     slurm = check.table("slurm", top["slurm"], SLURM)
     for name, value in top["profiles"].items():
@@ -582,7 +585,7 @@ def validate_row(raw: dict, check: Checker, key: str, shared: dict) -> Row:
     return Row(row["label"], row["method"], params, grids, row["constraint"], rounds, row["diagnostic"])
 
 
-def validate_claim(check: Checker, key: str, raw, schema: dict, labels: set[str]) -> dict:
+def validate_claim(check: Checker, key: str, raw, schema: dict, labels: set[str], epochs: int) -> dict:
     """A claim (or a claim's belief): two row labels, a metric and the goals it names."""
     if not isinstance(raw, dict):
         check.fail(key, "must be a table ([[claims]] or [claims.belief])")
@@ -591,6 +594,10 @@ def validate_claim(check: Checker, key: str, raw, schema: dict, labels: set[str]
         if claim[side] not in labels:
             check.fail(f"{key}.{side}", f"no row labelled {claim[side]!r}; {closest(claim[side], labels)}")
     claim["goals"] = [check.value(f"{key}.goals[{j}]", g, GOAL) for j, g in enumerate(claim["goals"] or [])] or None
+    if claim["where"] is not None:
+        with check.placed():
+            claim["where"] = {name: budget_epochs(value, epochs, f"{key}.where.{name}") if isinstance(value, str)
+                              else value for name, value in claim["where"].items()}
     return claim
 
 

@@ -106,3 +106,18 @@ def test_a_belief_is_judged_on_its_own_rows_and_shown_below_the_claim_it_explain
     tex = (tmp_path / "paper-vs-ours.tex").read_text()
     assert r"\emph{Belief: DPF collapses; kept alive it recovers}" in tex and "never shown" not in tex
     assert pd.read_csv(tmp_path / "claims.csv")["belief_verdict"].tolist() == ["agree", "agree"]
+
+
+def test_a_claim_is_judged_where_its_hyperparameters_say():
+    # Overall A trails B, but among the runs with the short budget A leads: the claim "A beats
+    # B at retrain_epochs = 1" is judged on the cells of those runs only.
+    overall = pd.DataFrame([cell("A", 0.9, 0.90, 0.005), cell("B", 0.9, 0.92, 0.005)])
+    short = pd.DataFrame([cell("A", 0.9, 0.88, 0.005), cell("B", 0.9, 0.85, 0.005)])
+    claims = [{"text": "A beats B on a short budget", "better": "A", "worse": "B", "metric": "test_accuracy",
+               "goals": None, "where": {"retrain_epochs": 1}},
+              {"text": "A beats B", "better": "A", "worse": "B", "metric": "test_accuracy", "goals": None}]
+    asked = []
+    judged = evaluate_claims(overall, claims, [0.9], lambda where: asked.append(where) or short).set_index("claim")
+    assert asked == [{"retrain_epochs": 1}]
+    assert judged.loc["A beats B on a short budget", "verdict"] == "agree"
+    assert judged.loc["A beats B", "verdict"] == "disagree"

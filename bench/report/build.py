@@ -113,7 +113,7 @@ def render_report(manifest: Manifest, runs: RunList, store: RunStore, reports: P
                              time_column=report["time_column"])
                 render_pareto(cells, labels=labels, out_dir=staging, title=manifest.title)
             if report["reference"] or manifest.claims:
-                render_comparison(manifest, cells, labels, staging)
+                render_comparison(manifest, records, cells, labels, staging)
         for path in staging.iterdir():
             os.replace(path, out / path.name)
     return out
@@ -138,12 +138,18 @@ def render_split(manifest: Manifest, records: pd.DataFrame, labels: list[str], c
                            f"{report['bold']} best per column are bold.{dense_text}"))
 
 
-def render_comparison(manifest: Manifest, cells: pd.DataFrame, labels: list[str], out: Path) -> None:
+def render_comparison(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str],
+                      out: Path) -> None:
     """paper-vs-ours.tex/csv (the paper's numbers beside ours, when the manifest names them)
     and claims.csv (each claim judged against our runs)."""
     comparison = (paper_vs_ours(cells, reference_table(manifest.report["reference"]), labels,
                                 manifest.goal_sparsities) if manifest.report["reference"] else pd.DataFrame())
-    claims = evaluate_claims(cells, manifest.claims, manifest.goal_sparsities)
+    def cells_where(where: dict) -> pd.DataFrame:
+        matching = records[pd.concat([records.get(f"hp_{key}", pd.Series(index=records.index, dtype=object)) == value
+                                      for key, value in where.items()], axis=1).all(axis=1)]
+        return select_cells(matching, manifest.goal_sparsities, manifest.report["select_by"])
+
+    claims = evaluate_claims(cells, manifest.claims, manifest.goal_sparsities, cells_where)
     paper = load(str(manifest.path), "base", registries=False).training
     setting = (f"Paper: {paper['model']} on {paper['dataset']}, {paper['epochs']} epochs. Ours: {profile_text(manifest)} "
                "Numbers from a scaled-down profile are not the paper's setting.")

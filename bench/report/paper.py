@@ -16,6 +16,7 @@ collapsed side and the claim's ``collapse`` column lists such cells.
 """
 
 import math
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -78,15 +79,22 @@ def collapsed_seeds(cell: pd.Series) -> str:
     return f"{cell['n_collapsed_seeds']:.0f} of {cell['n_seeds']} seeds"
 
 
-def evaluate_claims(cells: pd.DataFrame, claims: list[dict], goals: list[float]) -> pd.DataFrame:
+def evaluate_claims(cells: pd.DataFrame, claims: list[dict], goals: list[float],
+                    cells_where: Callable[[dict], pd.DataFrame] | None = None) -> pd.DataFrame:
     """Each claim's verdict over the goals it names that this profile has, with evidence;
     for a claim with a belief (what we believe causes a disagreement), the belief's own
-    verdict on the runs that test it."""
+    verdict on the runs that test it. A claim with ``where`` (hyperparameter values, such as
+    a retraining budget) is judged on ``cells_where(where)``: the cells selected among the
+    runs with those values."""
+    def judged(claim: dict) -> tuple[str, str, str]:
+        where = claim.get("where")
+        return verdict_of(cells_where(where) if where and cells_where else cells, claim, goals)
+
     rows = []
     for claim in claims:
-        verdict, evidence, collapses = verdict_of(cells, claim, goals)
+        verdict, evidence, collapses = judged(claim)
         belief = claim.get("belief") or {}
-        belief_verdict, belief_evidence, _ = verdict_of(cells, belief, goals) if belief else ("", "", "")
+        belief_verdict, belief_evidence, _ = judged(belief) if belief else ("", "", "")
         rows.append({"claim": claim["text"], "better": claim["better"], "worse": claim["worse"],
                      "metric": claim["metric"], "verdict": verdict, "evidence": evidence, "collapse": collapses,
                      "belief": belief.get("text", ""), "belief_verdict": belief_verdict,
