@@ -26,10 +26,10 @@ def with_budget(records: pd.DataFrame, training_epochs: int) -> pd.DataFrame:
 
 
 def envelope(records: pd.DataFrame, goals: list[float], select_by: str = "val_accuracy") -> pd.DataFrame:
-    """The selected cell of every (label, goal) at every budget x some run has, choosing among
-    the runs with ``retrain_budget`` <= x; columns of ``select_cells`` plus ``retrain_budget``."""
-    budgets = sorted(records[BUDGET].unique())
-    frames = [select_cells(records[records[BUDGET] <= x], goals, select_by).assign(**{BUDGET: x}) for x in budgets]
+    """The selected cell of every (label, goal) at every budget x of the label's runs, choosing
+    among its runs with ``retrain_budget`` <= x; columns of ``select_cells`` plus ``retrain_budget``."""
+    frames = [select_cells(runs[runs[BUDGET] <= x], goals, select_by).assign(**{BUDGET: x})
+              for _, runs in records.groupby("label") for x in sorted(runs[BUDGET].unique())]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

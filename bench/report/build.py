@@ -98,7 +98,8 @@ def render_report(manifest: Manifest, runs: RunList, store: RunStore, reports: P
                 stable = [label for label in labels if label in labels_where(records, "pruning_stable")]
                 render_stability(cells, labels=stable, out_dir=staging, title=f"{manifest.title} ({manifest.profile})")
             elif report["kind"] == "envelope":
-                points = envelope(with_budget(records, manifest.training["epochs"]), manifest.goal_sparsities,
+                drawn = records[records["label"].isin(labels)]
+                points = envelope(with_budget(drawn, manifest.training["epochs"]), manifest.goal_sparsities,
                                   report["select_by"])
                 render_envelope(points, labels=labels, baselines=report["baselines"], goals=manifest.goal_sparsities,
                                 out_dir=staging, title=f"{manifest.title} ({manifest.profile})")

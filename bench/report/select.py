@@ -26,7 +26,7 @@ CELL_COLUMNS = [
 GOAL_TOLERANCE = 1e-6
 
 
-def _plain(value):
+def plain(value):
     """A JSON-friendly Python scalar; integral floats (from NaN-padded columns) become ints."""
     value = value.item() if isinstance(value, np.generic) else value
     return int(value) if isinstance(value, float) and value.is_integer() else value
@@ -35,7 +35,7 @@ def _plain(value):
 def config_json(hp: dict) -> str:
     """Compact JSON of one run's ``hp_`` values; missing ones (NaN/None) are left out, so
     runs that share their missing values share their configuration."""
-    config = {key.removeprefix("hp_"): _plain(value) for key, value in hp.items() if not pd.isna(value)}
+    config = {key.removeprefix("hp_"): plain(value) for key, value in hp.items() if not pd.isna(value)}
     return json.dumps(config, sort_keys=True, separators=(",", ":"))
 
 

@@ -12,14 +12,15 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.latex import environment
-from bench.report.select import select_cells
+from bench.report.select import plain, select_cells
 from bench.report.table import COLLAPSE_MARK, MISSING, at_goal, bold_threshold, collapsed, goal_header, mean_std
 
 
 def split_values(records: pd.DataFrame, split_by: list[str]) -> list[tuple]:
-    """The distinct values of the ``hp_<split_by>`` columns, sorted."""
+    """The distinct values of the ``hp_<split_by>`` columns, sorted (integral floats, from
+    columns padded with NaN, as ints)."""
     columns = [f"hp_{name}" for name in split_by]
-    return sorted({tuple(values) for values in records[columns].itertuples(index=False)})
+    return sorted({tuple(map(plain, values)) for values in records[columns].itertuples(index=False)})
 
 
 def select_split_cells(records: pd.DataFrame, goals: list[float], split_by: list[str],

@@ -1,0 +1,63 @@
+"""The targets of Love Retraining's retraining study, each through `prunebench run` on its
+smoke profile: the table split by budget, the ablation table and the envelope figure, with
+every claim judged."""
+
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.manifest import load
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory, data_root):
+    """(results, reports) with the three targets' smoke profiles run inline, sharing their dense runs."""
+    base = tmp_path_factory.mktemp("love-retraining")
+    where = ["--results", str(base / "results"), "--reports", str(base / "reports"), "--data-root", str(data_root)]
+    for target in ("table-retrain-schedules", "table-allr-ablation", "fig-retrain-budget"):
+        assert main(["run", target, "--profile", "smoke", "--executor", "inline", "--quiet", *where]) == 0
+    return base / "results", base / "reports"
+
+
+def claims_of(reports, target) -> pd.DataFrame:
+    claims = pd.read_csv(reports / target / "smoke" / "claims.csv")
+    assert list(claims["claim"]) == [claim["text"] for claim in load(target, "smoke").claims]
+    assert set(claims["verdict"]) <= {"agree", "disagree", "cannot tell"}
+    return claims
+
+
+def test_the_schedules_table_has_a_column_per_goal_and_budget(smoke_runs):
+    _, reports = smoke_runs
+    out = reports / "table-retrain-schedules" / "smoke"
+    cells = pd.read_csv(out / "split-selection.csv")
+    # One-shot and two cycles of one epoch for the fixed schedules, one-shot for the tuned ones.
+    assert set(cells["split"]) == {"(1, 1)", "(2, 1)"}
+    assert set(cells.loc[cells["split"] == "(2, 1)", "label"]) == {"FT", "LRW", "SLR", "CLR", "LLR", "ALLR"}
+    table = (out / "table.tex").read_text()
+    assert r"cycles $\times$ retrain\_epochs & 1 $\times$ 1 & 2 $\times$ 1 \\" in table
+    assert "Dense: " in table  # the dense model's accuracy is in the caption
+    claims = claims_of(reports, "table-retrain-schedules")
+    short = claims.set_index("claim").loc["ALLR improves upon FT on a small retraining budget", "evidence"]
+    assert short.startswith("90%: ")  # judged on the runs of that budget
+
+
+def test_the_ablation_table_runs_accallr_and_the_discount_variants(smoke_runs):
+    results, reports = smoke_runs
+    cells = pd.read_csv(reports / "table-allr-ablation" / "smoke" / "split-selection.csv")
+    assert set(cells["label"]) == {"ALLR", "ALLRd1", "ALLRd2", "LLR", "AccALLR"}
+    claims_of(reports, "table-allr-ablation")
+
+
+def test_the_envelope_figure_draws_the_baselines_with_their_budgets(smoke_runs):
+    _, reports = smoke_runs
+    out = reports / "fig-retrain-budget" / "smoke"
+    points = pd.read_csv(out / "envelope.csv")
+    budgets = points.groupby("label")["retrain_budget"].apply(set).to_dict()
+    assert budgets["IMP, LLR"] == {1, 2} and budgets["IMP, ALLR"] == {1, 2}  # J in {1, 2}, T_rt = 1
+    # Renda et al.: 20% per cycle to 36% is 2 cycles of T = 3 epochs.
+    assert budgets["Renda et al. (LRW)"] == {6} and budgets["Renda et al. (FT)"] == {6}
+    assert "IMP, LLR, at most T/2" not in budgets  # a diagnostic row is judged, not drawn
+    assert (out / "envelope.png").stat().st_size > 0
+    claims_of(reports, "fig-retrain-budget")
