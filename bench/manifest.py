@@ -116,7 +116,7 @@ SEARCH = {
 }
 
 REPORT = {
-    "kind": Param("table", choices=("table", "stability", "envelope", *NOTHING_TRAINED)),
+    "kind": Param("table", choices=("table", "stability", "envelope", "initial_budget", *NOTHING_TRAINED)),
     "columns": Param(list(REPORT_COLUMNS)),
     "time_column": Param("time", choices=("time", "throughput")),
     "select_by": Param("val_accuracy", choices=("val_accuracy", "val_accuracy_after_prune")),
@@ -125,6 +125,7 @@ REPORT = {
     "schedules": Param(None, type=dict),  # kind "schedules": SCHEDULE_FIGURE
     "baselines": Param([], "kind envelope: rows drawn as horizontal lines at their best configuration"),
     "split_by": Param([], "kind table: hyperparameters whose values split every goal column (e.g. retrain_epochs)"),
+    "panel_columns": Param(2, "kind initial_budget: panels (one per row) side by side", type=int, above=0),
 }
 CLAIM = {
     "text": Param(type=str),

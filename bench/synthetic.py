@@ -47,6 +47,7 @@ def synthetic_record(spec: RunSpec, rng: random.Random) -> dict:
         "n_collapsed_layers": 0,
         "collapsed_at": "",
         "epochs": spec.training["epochs"],
+        "training_epochs": spec.training["epochs"],
         "train_seconds": seconds,
         "own_train_seconds": seconds,
         "run_seconds": seconds * 1.1,

@@ -345,7 +345,9 @@ def run_phases(run: Run, log, checkpoint: Path | None, optimizer_state: dict | N
 def make_record(run: Run, parent_record: dict, test: float, val: float, started: float) -> dict:
     """The run's record: its configuration, what its method is, its accuracies (final and
     around the last prune), sparsity, collapsed layers (";"-joined names, and where each
-    emptied, "end" if only the final model shows it), cost and provenance."""
+    emptied, "end" if only the final model shows it), cost and provenance. ``epochs`` counts
+    every epoch trained, the parent's included; ``training_epochs`` is the training budget T
+    of the configuration (for a run that prunes a trained model, that model's training)."""
     spec, method, progress, training = run.spec, run.method, run.progress, run.spec.training
     example = next(run.data.eval_batches("test", 1, run.device))[0]
     before, after, val_after = progress.before, progress.after, progress.val_after
@@ -377,6 +379,7 @@ def make_record(run: Run, parent_record: dict, test: float, val: float, started:
         "n_collapsed_layers": len(collapsed),
         "collapsed_at": ";".join(f"{name}@{progress.emptied.get(name, 'end')}" for name in collapsed),
         "epochs": parent_record.get("epochs", 0) + progress.epochs_done,
+        "training_epochs": training["epochs"],
         "train_seconds": parent_record.get("train_seconds", 0.0) + progress.train_seconds,
         "own_train_seconds": progress.train_seconds,
         "run_seconds": time.perf_counter() - started,

@@ -1,7 +1,8 @@
 """Build a target's report from its stored runs: collect, select, render.
 
 Writes ``reports/<target>/<profile>/``: for a table, table.tex, standalone.tex and
-pareto.pdf/png; for a stability figure, stability.pdf/png; for the figure of retraining
+pareto.pdf/png; for a stability figure, stability.pdf/png; for IMP after a budgeted initial
+training, initial-budget.pdf/png/csv; for the figure of retraining
 schedules, schedules.pdf/png/csv (drawn from the schedule code, from no runs); with reference data,
 paper-vs-ours.tex/csv and claims.csv; always selection.csv (the run ids behind every
 cell) and failures.csv (runs of the grid that failed or are missing, with the reason).
@@ -19,6 +20,7 @@ from ..runlist import RunList
 from ..store import RunStore
 from . import render_pareto, render_stability, render_table, select_cells, write_selection
 from .budget import envelope, render_envelope, with_budget
+from .initial_budget import at_largest_budget, deviation_from_full_budget, render_initial_budget
 from .split_table import render_split_table, select_split_cells
 from .paper import evaluate_claims, paper_vs_ours, reference_table, render_paper_vs_ours
 from .select import with_configs
@@ -84,7 +86,9 @@ def render_report(manifest: Manifest, runs: RunList, store: RunStore, reports: P
     if manifest.report["kind"] == "schedules":
         return render_schedule_figure(manifest, out)
     records, broken = labelled_records(runs, store)
-    labels = [row.label for row in manifest.rows if not row.diagnostic]  # diagnostic rows only test beliefs
+    # diagnostic rows only test beliefs; a row the profile leaves without runs is not shown
+    expanded = {label for _, label in runs.runs}
+    labels = [row.label for row in manifest.rows if not row.diagnostic and row.label in expanded]
     report = manifest.report
     with tempfile.TemporaryDirectory(dir=out, prefix=".render-") as tmp:
         staging = Path(tmp)
@@ -92,9 +96,18 @@ def render_report(manifest: Manifest, runs: RunList, store: RunStore, reports: P
         pd.DataFrame({"run_id": list(missing), "reason": list(missing.values())}).to_csv(
             staging / "failures.csv", index=False)
         if not records.empty:
-            cells = select_cells(records, manifest.goal_sparsities, report["select_by"])
+            if report["kind"] == "initial_budget":
+                points = deviation_from_full_budget(records, manifest.goal_sparsities, manifest.training["epochs"],
+                                                    report["select_by"])
+                cells = at_largest_budget(points)
+            else:
+                cells = select_cells(records, manifest.goal_sparsities, report["select_by"])
             write_selection(cells, staging)
-            if report["kind"] == "stability":
+            if report["kind"] == "initial_budget":
+                render_initial_budget(points, labels=labels, goals=manifest.goal_sparsities,
+                                      columns=report["panel_columns"], out_dir=staging,
+                                      title=f"{manifest.title} ({manifest.profile})")
+            elif report["kind"] == "stability":
                 stable = [label for label in labels if label in labels_where(records, "pruning_stable")]
                 render_stability(cells, labels=stable, out_dir=staging, title=f"{manifest.title} ({manifest.profile})")
             elif report["kind"] == "envelope":
