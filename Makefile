@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 # Every manifest bench/manifests/<target>.toml is a make target of the same name.
 TARGETS := $(basename $(notdir $(wildcard bench/manifests/*.toml)))
 
-.PHONY: test test-slurm test-perf reports validate bench-perf clean-venv slurm-up slurm-down $(TARGETS)
+.PHONY: test test-slurm test-perf test-targets reports validate bench-perf clean-venv slurm-up slurm-down $(TARGETS)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,10 +32,14 @@ reports: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/prunebench validate --all
 
-# The test suite, but for the tests against a SLURM cluster (five minutes, `make test-slurm`)
-# and the benchmark's own test (two minutes, `make test-perf`); CI runs all three.
+# The test suite, but for the tests against a SLURM cluster (five minutes, `make test-slurm`),
+# the benchmark's own test (two minutes, `make test-perf`) and every paper target's smoke
+# profile through `prunebench run` (`make test-targets`); CI runs all four.
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not perf and not slurm"
+	$(BIN)/python -m pytest -m "not perf and not slurm and not targets"
+
+test-targets: $(STAMP)
+	$(BIN)/python -m pytest -m targets
 
 # The tests against a real SLURM cluster (tests/slurm-local.sh, started here as root when
 # nothing answers); skipped with the reason when none can start.

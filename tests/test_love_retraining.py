@@ -8,7 +8,7 @@ import pytest
 from bench.cli import main
 from bench.manifest import load
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.targets]
 
 
 @pytest.fixture(scope="module")

@@ -49,6 +49,7 @@ def smoke(target: str, where: list[str]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.targets
 def test_fig_budget_initial_training_smoke_end_to_end(dirs):
     results, reports, where = dirs
     smoke("fig-budget-initial-training", where)
@@ -68,6 +69,7 @@ def test_fig_budget_initial_training_smoke_end_to_end(dirs):
 
 
 @pytest.mark.slow
+@pytest.mark.targets
 def test_table_bimp_vs_gmp_smoke_end_to_end(dirs):
     _, reports, where = dirs
     smoke("table-bimp-vs-gmp", where)
