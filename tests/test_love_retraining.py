@@ -16,7 +16,8 @@ def smoke_runs(tmp_path_factory, data_root):
     """(results, reports) with the three targets' smoke profiles run inline, sharing their dense runs."""
     base = tmp_path_factory.mktemp("love-retraining")
     where = ["--results", str(base / "results"), "--reports", str(base / "reports"), "--data-root", str(data_root)]
-    for target in ("table-retrain-schedules", "table-allr-ablation", "fig-retrain-budget"):
+    for target in ("table-retrain-schedules", "table-allr-ablation", "fig-retrain-budget",
+                   "table-retrain-schedules-filters"):
         assert main(["run", target, "--profile", "smoke", "--executor", "inline", "--quiet", *where]) == 0
     return base / "results", base / "reports"
 
@@ -61,3 +62,15 @@ def test_the_envelope_figure_draws_the_baselines_with_their_budgets(smoke_runs):
     assert "IMP, LLR, at most T/2" not in budgets  # a diagnostic row is judged, not drawn
     assert (out / "envelope.png").stat().st_size > 0
     claims_of(reports, "fig-retrain-budget")
+
+
+def test_the_filter_table_prunes_half_of_every_convolutions_filters(smoke_runs):
+    _, reports = smoke_runs
+    cells = pd.read_csv(reports / "table-retrain-schedules-filters" / "smoke" / "split-selection.csv")
+    assert set(cells["label"]) == {"FT", "LRW", "SLR", "CLR", "LLR", "ALLR"}
+    # Half the filters of every convolution; the linear head keeps its units, so the weights'
+    # sparsity stays below the goal. Inner convolutions lose half their filters and half their
+    # input channels: a quarter of their multiply-adds is left, a speedup above 2.
+    assert ((cells["sparsity_mean"] > 0.45) & (cells["sparsity_mean"] < 0.5)).all()
+    assert (cells["theoretical_speedup_mean"] > 2).all()
+    claims_of(reports, "table-retrain-schedules-filters")
