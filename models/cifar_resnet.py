@@ -1,9 +1,12 @@
-"""ResNets for CIFAR (He et al. 2016, section 4.2): ResNet-20/32/44/56/110.
+"""ResNets for CIFAR (He et al. 2016, section 4.2): ResNet-20/32/44/56/110, and ResNet-18.
 
-A 3x3 stem conv with 16 channels, three stages of n = (depth - 2) / 6 basic blocks with
-16/32/64 channels (stride 2 at the first block of stages 2 and 3), global average pooling
-and a linear layer. Where a block changes the shape, the shortcut is a 1x1 conv + BN
-(option B). Convolutions have no bias.
+A 3x3 stem conv, stages of basic blocks (stride 2 at the first block of every stage but
+the first), global average pooling and a linear layer. Where a block changes the shape, the
+shortcut is a 1x1 conv + BN (option B). Convolutions have no bias. ResNet-20 to 110: three
+stages of n = (depth - 2) / 6 blocks with 16/32/64 channels. ResNet-18, the CIFAR variant
+Love Retraining uses (github.com/charlieokonomiyaki/pytorch-resnet18-cifar10): ImageNet's
+ResNet-18 with a 3x3 stride-1 stem and no max-pooling, four stages of two blocks with
+64/128/256/512 channels (11.2M parameters).
 """
 
 from functools import partial
@@ -15,6 +18,7 @@ from . import init_conv_weights, register
 
 WIDTHS = (16, 32, 64)
 DEPTHS = (20, 32, 44, 56, 110)
+RESNET18 = ((64, 128, 256, 512), (2, 2, 2, 2))
 
 
 class BasicBlock(nn.Module):
@@ -40,17 +44,18 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    def __init__(self, depth: int, num_classes: int, in_channels: int):
+    """``stage_blocks[i]`` basic blocks of ``widths[i]`` channels per stage."""
+
+    def __init__(self, widths: tuple[int, ...], stage_blocks: tuple[int, ...], num_classes: int, in_channels: int):
         super().__init__()
-        blocks_per_stage = (depth - 2) // 6
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, WIDTHS[0], 3, padding=1, bias=False),
-            nn.BatchNorm2d(WIDTHS[0]),
+            nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False),
+            nn.BatchNorm2d(widths[0]),
             nn.ReLU(inplace=True),
         )
-        blocks, channels = [], WIDTHS[0]
-        for stage, width in enumerate(WIDTHS):
-            for index in range(blocks_per_stage):
+        blocks, channels = [], widths[0]
+        for stage, (width, count) in enumerate(zip(widths, stage_blocks)):
+            for index in range(count):
                 stride = 2 if stage > 0 and index == 0 else 1
                 blocks.append(BasicBlock(channels, width, stride))
                 channels = width
@@ -64,4 +69,5 @@ class CifarResNet(nn.Module):
 
 
 for depth in DEPTHS:
-    register(f"resnet{depth}")(partial(CifarResNet, depth))
+    register(f"resnet{depth}")(partial(CifarResNet, WIDTHS, ((depth - 2) // 6,) * len(WIDTHS)))
+register("resnet18")(partial(CifarResNet, *RESNET18))

@@ -16,6 +16,7 @@ def parameter_count(model: torch.nn.Module) -> int:
     ("resnet44", 10, 3, (2, 3, 32, 32)),
     ("resnet56", 10, 3, (2, 3, 32, 32)),
     ("resnet110", 10, 3, (2, 3, 32, 32)),
+    ("resnet18", 10, 3, (2, 3, 32, 32)),
     ("vgg16", 100, 3, (2, 3, 32, 32)),
     ("wrn28x10", 100, 3, (1, 3, 32, 32)),
 ])
@@ -35,6 +36,7 @@ def test_resnet50_builds_offline_and_takes_other_channel_counts():
     ("resnet20", 10, 0.27),
     ("resnet56", 10, 0.85),
     ("resnet110", 10, 1.7),
+    ("resnet18", 10, 11.17),  # the CIFAR ResNet-18: 11,173,962
     ("resnet50", 1000, 25.6),
     ("wrn28x10", 10, 36.5),
 ])
@@ -51,7 +53,7 @@ def test_resnet1d_has_enough_weights_to_survive_extreme_sparsity():
 
 def test_every_model_is_registered():
     assert set(MODELS) == {"resnet1d", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
-                           "wrn28x10", "vgg16", "resnet50"}
+                           "resnet18", "wrn28x10", "vgg16", "resnet50"}
 
 
 def test_unknown_model_suggests_the_closest_name():
