@@ -1,11 +1,14 @@
 """Build a target's report from its stored runs: collect, select, render.
 
-Writes ``reports/<target>/<profile>/``: for a table, table.tex, standalone.tex and
-pareto.pdf/png; for a stability figure, stability.pdf/png; for IMP after a budgeted initial
-training, initial-budget.pdf/png/csv; for the figure of retraining
-schedules, schedules.pdf/png/csv (drawn from the schedule code, from no runs); with reference data,
-paper-vs-ours.tex/csv and claims.csv; always selection.csv (the run ids behind every
-cell) and failures.csv (runs of the grid that failed or are missing, with the reason).
+Writes ``reports/<target>/<profile>/``, by the manifest's ``report.kind`` (``RENDERERS``):
+for a table, table.tex, standalone.tex and pareto.pdf/png (or, with ``split_by``, a table
+whose goal columns split by budget, with split-selection.csv); for the stability figure,
+stability.pdf/png; for the envelope over the retraining budget, envelope.pdf/png/csv; for
+IMP after a budgeted initial training, initial-budget.pdf/png/csv; for the retraining
+schedules, schedules.pdf/png/csv (drawn from the schedule code, from no runs). With the
+paper's numbers or claims, paper-vs-ours.tex/csv and claims.csv; always selection.csv (the
+run ids behind every cell) and failures.csv (runs of the grid that failed or are missing,
+with the reason).
 Files are rendered aside and moved into place, so a reader never sees a half-written report.
 """
 
@@ -89,48 +92,72 @@ def render_report(manifest: Manifest, runs: RunList, store: RunStore, reports: P
     # diagnostic rows only test beliefs; a row the profile leaves without runs is not shown
     expanded = {label for _, label in runs.runs}
     labels = [row.label for row in manifest.rows if not row.diagnostic and row.label in expanded]
-    report = manifest.report
     with tempfile.TemporaryDirectory(dir=out, prefix=".render-") as tmp:
         staging = Path(tmp)
         missing = store.failures(runs.needed) | broken
         pd.DataFrame({"run_id": list(missing), "reason": list(missing.values())}).to_csv(
             staging / "failures.csv", index=False)
         if not records.empty:
-            if report["kind"] == "initial_budget":
-                points = deviation_from_full_budget(records, manifest.goal_sparsities, manifest.training["epochs"],
-                                                    report["select_by"])
-                cells = at_largest_budget(points)
-            else:
-                cells = select_cells(records, manifest.goal_sparsities, report["select_by"])
+            cells = cells_of(manifest, records)
             write_selection(cells, staging)
-            if report["kind"] == "initial_budget":
-                render_initial_budget(points, labels=labels, goals=manifest.goal_sparsities,
-                                      columns=report["panel_columns"], out_dir=staging,
-                                      title=f"{manifest.title} ({manifest.profile})")
-            elif report["kind"] == "stability":
-                stable = [label for label in labels if label in labels_where(records, "pruning_stable")]
-                render_stability(cells, labels=stable, out_dir=staging, title=f"{manifest.title} ({manifest.profile})")
-            elif report["kind"] == "envelope":
-                drawn = records[records["label"].isin(labels)]
-                points = envelope(with_budget(drawn, manifest.training["epochs"]), manifest.goal_sparsities,
-                                  report["select_by"])
-                render_envelope(points, labels=labels, baselines=report["baselines"], goals=manifest.goal_sparsities,
-                                out_dir=staging, title=f"{manifest.title} ({manifest.profile})")
-            elif report["split_by"]:
-                render_split(manifest, records, labels, cells, staging)
-            else:
-                learned = [label for label in labels if label in labels_where(records, "learns_sparsity")]
-                render_table(cells, labels=labels, goals=manifest.goal_sparsities, bold=report["bold"],
-                             caption=caption(manifest, learned, search_note(manifest, records, cells, learned)),
-                             out_dir=staging,
-                             columns=report["columns"],
-                             time_column=report["time_column"])
-                render_pareto(cells, labels=labels, out_dir=staging, title=manifest.title)
-            if report["reference"] or manifest.claims:
+            RENDERERS[manifest.report["kind"]](manifest, records, cells, labels, staging)
+            if manifest.report["reference"] or manifest.claims:
                 render_comparison(manifest, records, cells, labels, staging)
         for path in staging.iterdir():
             os.replace(path, out / path.name)
     return out
+
+
+def cells_of(manifest: Manifest, records: pd.DataFrame) -> pd.DataFrame:
+    """The selected cell of every (row, goal): for the initial-budget figure, at each row's
+    largest training budget; otherwise among all its runs."""
+    if manifest.report["kind"] == "initial_budget":
+        return at_largest_budget(initial_budget_points(manifest, records))
+    return select_cells(records, manifest.goal_sparsities, manifest.report["select_by"])
+
+
+def initial_budget_points(manifest: Manifest, records: pd.DataFrame) -> pd.DataFrame:
+    return deviation_from_full_budget(records, manifest.goal_sparsities, manifest.training["epochs"],
+                                      manifest.report["select_by"])
+
+
+def title_of(manifest: Manifest) -> str:
+    return f"{manifest.title} ({manifest.profile})"
+
+
+def render_tables(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str], out: Path) -> None:
+    """A table of goal columns (table.tex, standalone.tex) with its Pareto plots, or one
+    whose goal columns split by ``report.split_by``."""
+    report = manifest.report
+    if report["split_by"]:
+        render_split(manifest, records, labels, cells, out)
+        return
+    learned = [label for label in labels if label in labels_where(records, "learns_sparsity")]
+    render_table(cells, labels=labels, goals=manifest.goal_sparsities, bold=report["bold"],
+                 caption=caption(manifest, learned, search_note(manifest, records, cells, learned)),
+                 out_dir=out, columns=report["columns"], time_column=report["time_column"])
+    render_pareto(cells, labels=labels, out_dir=out, title=manifest.title)
+
+
+def render_stability_figure(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str],
+                            out: Path) -> None:
+    stable = [label for label in labels if label in labels_where(records, "pruning_stable")]
+    render_stability(cells, labels=stable, out_dir=out, title=title_of(manifest))
+
+
+def render_envelope_figure(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str],
+                           out: Path) -> None:
+    drawn = records[records["label"].isin(labels)]
+    points = envelope(with_budget(drawn, manifest.training["epochs"]), manifest.goal_sparsities,
+                      manifest.report["select_by"])
+    render_envelope(points, labels=labels, baselines=manifest.report["baselines"], goals=manifest.goal_sparsities,
+                    out_dir=out, title=title_of(manifest))
+
+
+def render_initial_budget_figure(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str],
+                                 out: Path) -> None:
+    render_initial_budget(initial_budget_points(manifest, records), labels=labels, goals=manifest.goal_sparsities,
+                          columns=manifest.report["panel_columns"], out_dir=out, title=title_of(manifest))
 
 
 def render_split(manifest: Manifest, records: pd.DataFrame, labels: list[str], cells: pd.DataFrame,
@@ -170,6 +197,10 @@ def render_comparison(manifest: Manifest, records: pd.DataFrame, cells: pd.DataF
     render_paper_vs_ours(comparison, claims, out_dir=out, caption=(
         f"{manifest.source}: the paper's numbers beside ours. {setting}" if manifest.report["reference"] else
         f"{manifest.source}: the orderings the paper states in words, judged against our runs. {setting}"))
+
+
+RENDERERS = {"table": render_tables, "stability": render_stability_figure, "envelope": render_envelope_figure,
+             "initial_budget": render_initial_budget_figure}
 
 
 def render_schedule_figure(manifest: Manifest, out: Path) -> Path:
