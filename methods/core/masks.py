@@ -7,7 +7,12 @@ to the weight it covers, so it travels with the state dict.
 A selection spreads the pruned weights over the layers (Back to Basics, appendix A.1):
 ``global`` ranks all prunable weights together, ``uniform`` (Zhu & Gupta, 2017) prunes
 every layer to the sparsity, ``uniform+`` (Gale et al., 2019) is uniform with the first
-convolution dense and the last layer pruned by at most 80% (``uniform_plus_counts``).
+convolution dense and the last layer pruned by at most 80% (``uniform_plus_counts``),
+``erk`` (Evci et al., 2020) sets the layers' densities by their dimensions (``erk_counts``),
+``lamp`` (Lee et al., 2021) ranks all weights together by a score normalised within each
+layer (``lamp_scores``), and ``random`` prunes a uniformly random subset (``random_scores``).
+Back to Basics follows Lee et al.'s implementation for all but ``random``
+(jaeho-lee/layer-adaptive-sparsity, tools/pruners.py), as do we where the papers are silent.
 """
 
 from dataclasses import dataclass, replace
@@ -19,7 +24,7 @@ from schema import Param
 
 CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 PRUNABLE_TYPES = (*CONVOLUTIONS, nn.Linear)
-SELECTIONS = ("global", "uniform", "uniform+")
+SELECTIONS = ("global", "uniform", "uniform+", "erk", "lamp", "random")
 SELECTION = Param("global", "how the pruned weights are spread over the layers", choices=SELECTIONS)
 D1_VECTORS = ("all", "prunable")
 
@@ -86,15 +91,25 @@ def keep_largest(scores: torch.Tensor, n_pruned: int) -> torch.Tensor:
     return keep
 
 
+def apportion(total: int, weights: list[int]) -> list[int]:
+    """``total`` split in proportion to the ``weights``, rounded so that the parts add up to
+    it exactly: part l (of cumulative weight C_l, W in all) is round(total C_l / W) -
+    round(total C_{l-1} / W). A part whose exact share is below an integer m gets at most m."""
+    whole, cumulative, counts = sum(weights), 0, []
+    for weight in weights:
+        before = round(total * cumulative / whole)
+        cumulative += weight
+        counts.append(round(total * cumulative / whole) - before)
+    return counts
+
+
 def uniform_plus_counts(modules: list[nn.Module], sparsity: float) -> list[int]:
     """UNIFORM+'s pruned weights per layer: round(sparsity * n) in all, n the prunable weights.
 
     The first layer stays dense when it is a convolution; the last layer keeps at least
-    round(0.2 n_L) of its n_L weights; the layers left share the rest at one fraction f,
-    layer l (of cumulative size C_l among them) pruning round(f C_l) - round(f C_{l-1}), so
-    that the counts add up to the total exactly. As in the implementation Back to Basics
-    follows (Lee et al., 2020: jaeho-lee/layer-adaptive-sparsity, tools/pruners.py,
-    ``_compute_unifplus_amounts``), "first" and "last" are in registration order, the last
+    round(0.2 n_L) of its n_L weights; the layers left share the rest at one fraction, as
+    ``apportion`` rounds it. As in the implementation Back to Basics follows (Lee et al.,
+    2020: jaeho-lee/layer-adaptive-sparsity, tools/pruners.py, ``_compute_unifplus_amounts``), "first" and "last" are in registration order, the last
     layer is capped only when the uniform fraction would leave it fewer weights, and the
     layers between take up the difference at a common fraction; that code rounds each
     layer's share apart (its total misses by a few weights) and keeps the first layer dense
@@ -117,26 +132,102 @@ def uniform_plus_counts(modules: list[nn.Module], sparsity: float) -> list[int]:
     if rest > capacity:
         raise ValueError(f"uniform+ cannot prune {total} of {sum(sizes)} weights: the first convolution stays "
                          f"dense and the last layer keeps {sizes[last] - counts[last]}")
-    cumulative = 0
-    for i in shared:
-        before = round(rest * cumulative / capacity)
-        cumulative += sizes[i]
-        counts[i] = round(rest * cumulative / capacity) - before
+    for i, count in zip(shared, apportion(rest, [sizes[i] for i in shared])):
+        counts[i] = count
     return counts
+
+
+def erk_counts(modules: list[nn.Module], remaining: list[int], sparsity: float) -> list[int]:
+    """ERK's pruned weights per layer: round(sparsity * n) in all, n the prunable weights.
+
+    Layer l's density is proportional to the sum of its weight's dimensions over their
+    product (c_out + c_in + k_h + k_w over c_out c_in k_h k_w for a 2-d convolution, n_out +
+    n_in over n_out n_in for a linear layer), so its kept weights to that sum, E_l: the n -
+    round(sparsity * n) kept weights are shared in proportion to E_l (``apportion``). A layer
+    whose share reaches its ``remaining`` (unpruned) weights keeps them all and the others
+    share the rest anew, until every share fits. As in Lee et al.'s implementation that Back
+    to Basics follows (tools/pruners.py, ``_compute_erks`` and ``_amounts_from_eps``): every
+    convolution and linear layer takes part, the first and last too; the cap is a layer's
+    unpruned weights, so pruned weights stay pruned; that code marks one layer dense per
+    round, the one that exceeds most, which ends with the same dense layers, since a layer
+    that exceeds keeps exceeding as the others' shares grow; it tests the rounded share (> the
+    cap), here the exact share reaching the cap makes a layer dense, so that no rounded share
+    exceeds its cap; and it rounds each layer apart (its total misses by a few weights). The sum runs over all of the weight's dimensions, Evci et
+    al.'s formula for any kernel: c_out + c_in + k for a 1-d convolution, c_out + c_in + k_d +
+    k_h + k_w for a 3-d one (Lee et al.'s code knows only 2-d convolutions and linear layers;
+    its branch for other shapes would add c_out + c_in alone).
+    """
+    sizes = [m.weight.numel() for m in modules]
+    erks = [sum(m.weight.shape) for m in modules]
+    kept = sum(sizes) - round(sparsity * sum(sizes))
+    if kept > sum(remaining):
+        raise ValueError(f"erk cannot keep {kept} weights: {sum(remaining)} are left unpruned")
+    dense: set[int] = set()
+    while True:
+        shared = [i for i in range(len(sizes)) if i not in dense]
+        rest = kept - sum(remaining[i] for i in dense)
+        scale = rest / sum(erks[i] for i in shared) if shared else 0.0
+        saturated = {i for i in shared if scale * erks[i] >= remaining[i]}
+        if not saturated:
+            break
+        dense |= saturated
+    survivors = list(remaining)
+    for i, count in zip(shared, apportion(rest, [erks[i] for i in shared])):
+        survivors[i] = count
+    return [size - survivor for size, survivor in zip(sizes, survivors)]
+
+
+def lamp_scores(scores: torch.Tensor) -> torch.Tensor:
+    """LAMP's score of each weight of one layer (Lee et al., 2021, eq. 2): its squared
+    magnitude over the sum of the squared magnitudes of the weights that sort at or after it
+    in ascending order of magnitude, 1 for the largest.
+
+    ``scores`` are magnitudes, a negative one marking a pruned weight: it scores -1 and
+    adds nothing to the sums. Tied magnitudes get the scores of their sorted positions, as
+    in Lee et al.'s code (tools/pruners.py, ``_normalize_scores``, a sort and a cumulative
+    sum): of equal weights, the one first in the layer's flat order (a stable sort) sorts
+    first and, its sum holding the other, scores lower. Computed in float64.
+    """
+    squares = scores.double().clamp(min=0) ** 2
+    ordered, order = torch.sort(squares, stable=True)
+    at_least = ordered.flip(0).cumsum(0).flip(0)
+    normalised = torch.empty_like(squares)
+    normalised[order] = ordered / at_least.clamp(min=torch.finfo(torch.float64).tiny)
+    return torch.where(scores < 0, -1.0, normalised)
+
+
+def random_scores(scores: torch.Tensor) -> torch.Tensor:
+    """A uniformly random ranking of the weights, -1 for the pruned (negative ``scores``).
+
+    The ranking is a permutation drawn on the CPU from torch's global generator, which the
+    training loop seeds with the run's seed (bench/train.py, ``build_run``) and saves and
+    restores with every checkpoint, so a resumed run draws the same mask; the other
+    selections draw nothing, so their runs' random streams are unchanged.
+    """
+    ranks = torch.randperm(scores.numel()).to(scores.device)
+    return torch.where(scores < 0, -1, ranks)
 
 
 def keep_masks(modules: list[nn.Module], scores: list[torch.Tensor], sparsity: float,
                selection: str) -> list[torch.Tensor]:
     """For each module, the flat keep-mask of its ``scores``, their lowest pruned: ``global``
     round(sparsity * n) over all layers, ``uniform`` round(sparsity * n_l) in each layer,
-    ``uniform+`` as ``uniform_plus_counts`` says."""
-    if selection == "global":
+    ``uniform+`` and ``erk`` as ``uniform_plus_counts`` and ``erk_counts`` say, ``lamp`` and
+    ``random`` round(sparsity * n) over all layers by ``lamp_scores`` or ``random_scores``.
+    A negative score marks a pruned weight: it ranks below every other."""
+    if selection in ("global", "lamp", "random"):
+        if selection == "lamp":
+            scores = [lamp_scores(s) for s in scores]
         flat = torch.cat(scores)
+        if selection == "random":
+            flat = random_scores(flat)
         return list(keep_largest(flat, round(sparsity * flat.numel())).split([s.numel() for s in scores]))
     if selection == "uniform":
         counts = [round(sparsity * s.numel()) for s in scores]
     elif selection == "uniform+":
         counts = uniform_plus_counts(modules, sparsity)
+    elif selection == "erk":
+        counts = erk_counts(modules, [int((s >= 0).sum()) for s in scores], sparsity)
     else:
         raise ValueError(f"unknown selection {selection!r}; known: {', '.join(SELECTIONS)}")
     return [keep_largest(s, count) for s, count in zip(scores, counts)]
