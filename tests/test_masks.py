@@ -316,5 +316,5 @@ def test_gmp_soft_masks_and_the_methods_take_the_new_selections(selection):
     assert sum(int((~m.weight_mask).sum()) for m in prunable_modules(model)) == round(0.8 * 424)
     if selection == "erk":
         assert [int((~m.weight_mask).sum()) for m in prunable_modules(model)] == [56, 264, 19]
-    for name in ("gmp", "dpf", "imp"):
+    for name in ("gmp", "dpf", "imp", "bimp"):
         assert METHODS[name].params["selection"].known() == SELECTIONS
