@@ -1,6 +1,6 @@
-"""The targets of Love Retraining's retraining study, each through `prunebench run` on its
-smoke profile: the table split by budget, the ablation table and the envelope figure, with
-every claim judged."""
+"""The targets of the retraining studies (Love Retraining, and Back to Basics' Figure 1),
+each through `prunebench run` on its smoke profile: the tables split by budget, the ablation
+table and the envelope figures, with every claim judged."""
 
 import pandas as pd
 import pytest
@@ -17,7 +17,7 @@ def smoke_runs(tmp_path_factory, data_root):
     base = tmp_path_factory.mktemp("love-retraining")
     where = ["--results", str(base / "results"), "--reports", str(base / "reports"), "--data-root", str(data_root)]
     for target in ("table-retrain-schedules", "table-allr-ablation", "fig-retrain-budget",
-                   "table-retrain-schedules-filters"):
+                   "table-retrain-schedules-filters", "fig-retrain-budget-imp"):
         assert main(["run", target, "--profile", "smoke", "--executor", "inline", "--quiet", *where]) == 0
     return base / "results", base / "reports"
 
@@ -74,3 +74,13 @@ def test_the_filter_table_prunes_half_of_every_convolutions_filters(smoke_runs):
     assert ((cells["sparsity_mean"] > 0.45) & (cells["sparsity_mean"] < 0.5)).all()
     assert (cells["theoretical_speedup_mean"] > 2).all()
     claims_of(reports, "table-retrain-schedules-filters")
+
+
+def test_back_to_basics_envelope_shares_the_baselines_runs(smoke_runs):
+    _, reports = smoke_runs
+    points = {name: pd.read_csv(reports / name / "smoke" / "envelope.csv").set_index("label")
+              for name in ("fig-retrain-budget", "fig-retrain-budget-imp")}
+    for baseline in ("Renda et al. (LRW)", "Renda et al. (FT)"):
+        assert points["fig-retrain-budget"].loc[baseline, "run_ids"] == points["fig-retrain-budget-imp"].loc[baseline, "run_ids"]
+    assert {"IMP, FT", "IMP, SLR", "IMP, CLR"} <= set(points["fig-retrain-budget-imp"].index)
+    claims_of(reports, "fig-retrain-budget-imp")
