@@ -126,6 +126,7 @@ REPORT = {
     "baselines": Param([], "kind envelope: rows drawn as horizontal lines at their best configuration"),
     "split_by": Param([], "kind table: hyperparameters whose values split every goal column (e.g. retrain_epochs)"),
     "panel_columns": Param(2, "kind initial_budget: panels (one per row) side by side", type=int, above=0),
+    "panels": Param({}, "kind table: the Pareto plots in panels, each a title and the row labels it draws"),
 }
 CLAIM = {
     "text": Param(type=str),
@@ -473,9 +474,14 @@ def validate(raw: dict, check: Checker, target: str, profile: str, registries: b
         check_shared_params(top["params"], rows, check)
         check_size(rows, goals, seeds, check)
 
-    for i, label in enumerate(report["baselines"]):
+    named = [(f"report.baselines[{i}]", label) for i, label in enumerate(report["baselines"])]
+    for title, members in report["panels"].items():
+        if not isinstance(members, list):
+            check.fail(f"report.panels.{title}", "must be a list of row labels")
+        named += [(f"report.panels.{title}[{i}]", label) for i, label in enumerate(members)]
+    for key, label in named:
         if label not in labels:
-            check.fail(f"report.baselines[{i}]", f"no row labelled {label!r}; {closest(label, labels)}")
+            check.fail(key, f"no row labelled {label!r}; {closest(label, labels)}")
     claims = []
     for i, raw_claim in enumerate(top["claims"]):
         claim = validate_claim(check, f"claims[{i}]", raw_claim, CLAIM, labels, training["epochs"])

@@ -1,6 +1,6 @@
-"""The targets of the retraining studies (Love Retraining, and Back to Basics' Figure 1),
+"""The targets of the retraining studies (Love Retraining; Back to Basics' Figures 1 and 2),
 each through `prunebench run` on its smoke profile: the tables split by budget, the ablation
-table and the envelope figures, with every claim judged."""
+table, the envelope figures and the selection criteria, with every claim judged."""
 
 import pandas as pd
 import pytest
@@ -17,7 +17,7 @@ def smoke_runs(tmp_path_factory, data_root):
     base = tmp_path_factory.mktemp("love-retraining")
     where = ["--results", str(base / "results"), "--reports", str(base / "reports"), "--data-root", str(data_root)]
     for target in ("table-retrain-schedules", "table-allr-ablation", "fig-retrain-budget",
-                   "table-retrain-schedules-filters", "fig-retrain-budget-imp"):
+                   "table-retrain-schedules-filters", "fig-retrain-budget-imp", "fig-selection-criteria"):
         assert main(["run", target, "--profile", "smoke", "--executor", "inline", "--quiet", *where]) == 0
     return base / "results", base / "reports"
 
@@ -84,3 +84,15 @@ def test_back_to_basics_envelope_shares_the_baselines_runs(smoke_runs):
         assert points["fig-retrain-budget"].loc[baseline, "run_ids"] == points["fig-retrain-budget-imp"].loc[baseline, "run_ids"]
     assert {"IMP, FT", "IMP, SLR", "IMP, CLR"} <= set(points["fig-retrain-budget-imp"].index)
     claims_of(reports, "fig-retrain-budget-imp")
+
+
+def test_the_selection_criteria_are_drawn_per_retraining_schedule(smoke_runs):
+    results, reports = smoke_runs
+    out = reports / "fig-selection-criteria" / "smoke"
+    cells = pd.read_csv(out / "selection.csv").set_index("label")
+    # uniform prunes every layer to 90%; global leaves layers unequal; both reach the goal overall
+    assert cells.loc["Uniform, FT", "sparsity_mean"] == pytest.approx(0.9, abs=1e-4)
+    assert cells.loc["Global, FT", "sparsity_mean"] == pytest.approx(0.9, abs=1e-4)
+    assert cells.loc["Uniform, FT", "theoretical_speedup_mean"] != cells.loc["Global, FT", "theoretical_speedup_mean"]
+    assert (out / "pareto.png").stat().st_size > 0
+    claims_of(reports, "fig-selection-criteria")

@@ -136,7 +136,7 @@ def render_tables(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame
     render_table(cells, labels=labels, goals=manifest.goal_sparsities, bold=report["bold"],
                  caption=caption(manifest, learned, search_note(manifest, records, cells, learned)),
                  out_dir=out, columns=report["columns"], time_column=report["time_column"])
-    render_pareto(cells, labels=labels, out_dir=out, title=manifest.title)
+    render_pareto(cells, labels=labels, out_dir=out, title=manifest.title, panels=report["panels"] or None)
 
 
 def render_stability_figure(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str],

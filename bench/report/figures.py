@@ -51,25 +51,33 @@ def _draw_dense(ax, row: pd.Series, label: str, linestyle: str) -> None:
     ax.axhspan(row["test_accuracy_min"] * 100, row["test_accuracy_max"] * 100, color="0.5", alpha=0.15, linewidth=0)
 
 
-def render_pareto(cells: pd.DataFrame, *, labels: list[str], out_dir: Path, title: str) -> list[Path]:
-    """Write ``pareto.pdf`` and ``pareto.png`` (one line per label; dense as a baseline)."""
+def render_pareto(cells: pd.DataFrame, *, labels: list[str], out_dir: Path, title: str,
+                  panels: dict[str, list[str]] | None = None) -> list[Path]:
+    """Write ``pareto.pdf`` and ``pareto.png``: test accuracy against sparsity (above) and
+    theoretical speedup (below, log scale), one line per label with its min-max band, dense
+    rows as baselines; with ``panels`` (title: labels), one column of panels per group, the
+    dense rows in every one, a label keeping its style across them."""
     shown = cells[cells["label"].isin(labels)]
     dense = [label for label in labels if (shown.loc[shown["label"] == label, "method"] == "dense").any()]
     pruned = [label for label in labels if label not in dense and (shown["label"] == label).any()]
-    styles = _styles(pruned)
+    groups = panels or {"": pruned}
     with sns.axes_style("whitegrid"):
-        fig = Figure(figsize=(11, 4.2), layout="constrained")
+        fig = Figure(figsize=(5.5 * len(groups), 8.4), layout="constrained")
         FigureCanvasAgg(fig)
-        axes = fig.subplots(1, 2, sharey=True)
-    for ax, (metric, xlabel, scale) in zip(axes, PANELS):
-        for style in styles:
-            _draw_method(ax, shown[shown["label"] == style["label"]], metric, scale, style)
-        for label, linestyle in zip(dense, cycle(DENSE_STYLES)):
-            _draw_dense(ax, shown[shown["label"] == label].iloc[0], label, linestyle)
-        ax.set_xlabel(xlabel)
-    axes[0].set_ylabel("Test accuracy (%)")
-    axes[1].set_xscale("log")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper")
+        axes = fig.subplots(2, len(groups), sharey=True, squeeze=False)
+    for column, (group, members) in enumerate(groups.items()):
+        for ax, (metric, xlabel, scale) in zip(axes[:, column], PANELS):
+            for style in _styles(members):
+                if style["label"] in pruned:
+                    _draw_method(ax, shown[shown["label"] == style["label"]], metric, scale, style)
+            for label, linestyle in zip(dense, cycle(DENSE_STYLES)):
+                _draw_dense(ax, shown[shown["label"] == label].iloc[0], label, linestyle)
+            ax.set_xlabel(xlabel)
+            ax.set_title(group)
+            ax.legend(fontsize="small", loc="lower left")
+        axes[1, column].set_xscale("log")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("Test accuracy (%)")
     fig.suptitle(title)
     return _save(fig, out_dir, "pareto")
 
