@@ -121,3 +121,10 @@ def test_a_claim_is_judged_where_its_hyperparameters_say():
     assert asked == [{"retrain_epochs": 1}]
     assert judged.loc["A beats B on a short budget", "verdict"] == "agree"
     assert judged.loc["A beats B", "verdict"] == "disagree"
+
+
+def test_a_speedup_difference_is_shown_as_a_ratio_not_in_points():
+    cells = pd.DataFrame([cell("A", 0.9, 0.9, 0.0, theoretical_speedup_mean=12.5, theoretical_speedup_std=0.1),
+                          cell("B", 0.9, 0.9, 0.0, theoretical_speedup_mean=10.0, theoretical_speedup_std=0.1)])
+    claims = [{"text": "A is faster", "better": "A", "worse": "B", "metric": "theoretical_speedup", "goals": None}]
+    assert evaluate_claims(cells, claims, [0.9]).loc[0, "evidence"] == "90%: +2.50 (agree)"

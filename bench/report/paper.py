@@ -116,7 +116,8 @@ def verdict_of(cells: pd.DataFrame, claim: dict, goals: list[float]) -> tuple[st
         sides = [(side, cell) for side, cell in (("better", better), ("worse", worse)) if collapsed(cell)]
         evidence_sides = [f"{side} side {cell.name} collapsed in {collapsed_seeds(cell)}" for side, cell in sides]
         collapses += [f"{cell.name} at {goal * 100:g}% ({collapsed_seeds(cell)})" for _, cell in sides]
-        evidence.append(f"{goal * 100:g}%: {diff * 100:+.2f} ({'; '.join([verdict, *evidence_sides])})")
+        shown = diff if metric == "theoretical_speedup" else diff * 100  # a ratio, or points of a percentage
+        evidence.append(f"{goal * 100:g}%: {shown:+.2f} ({'; '.join([verdict, *evidence_sides])})")
     if not verdicts:
         return "cannot tell", "no goal sparsity of this profile has both rows", ""
     if "disagree" in verdicts:
