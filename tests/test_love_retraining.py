@@ -1,6 +1,6 @@
-"""The targets of the retraining studies (Love Retraining; Back to Basics' Figures 1 and 2),
+"""The targets of the retraining studies (Love Retraining; Back to Basics' Figures 1, 2 and 8),
 each through `prunebench run` on its smoke profile: the tables split by budget, the ablation
-table, the envelope figures and the selection criteria, with every claim judged."""
+table, the envelope figures, the selection criteria and layer collapse, with every claim judged."""
 
 import pandas as pd
 import pytest
@@ -17,7 +17,8 @@ def smoke_runs(tmp_path_factory, data_root):
     base = tmp_path_factory.mktemp("love-retraining")
     where = ["--results", str(base / "results"), "--reports", str(base / "reports"), "--data-root", str(data_root)]
     for target in ("table-retrain-schedules", "table-allr-ablation", "fig-retrain-budget",
-                   "table-retrain-schedules-filters", "fig-retrain-budget-imp", "fig-selection-criteria"):
+                   "table-retrain-schedules-filters", "fig-retrain-budget-imp", "fig-selection-criteria",
+                   "fig-layer-collapse"):
         assert main(["run", target, "--profile", "smoke", "--executor", "inline", "--quiet", *where]) == 0
     return base / "results", base / "reports"
 
@@ -96,3 +97,15 @@ def test_the_selection_criteria_are_drawn_per_retraining_schedule(smoke_runs):
     assert cells.loc["Uniform, FT", "theoretical_speedup_mean"] != cells.loc["Global, FT", "theoretical_speedup_mean"]
     assert (out / "pareto.png").stat().st_size > 0
     claims_of(reports, "fig-selection-criteria")
+
+
+def test_layer_collapse_is_recorded_with_its_cycle(smoke_runs):
+    results, reports = smoke_runs
+    cells = pd.read_csv(reports / "fig-layer-collapse" / "smoke" / "selection.csv")
+    assert set(cells["label"]) == {"Dense", "One Shot, FT", "Iterative, FT", "One Shot, SLR", "Iterative, SLR"}
+    assert cells["n_collapsed_seeds"].notna().all()  # every run checked its layers
+    records = pd.concat(pd.read_parquet(path) for path in (results / "runs").glob("*/record.parquet"))
+    collapsed = records[(records["model"] == "vgg1d") & (records["n_collapsed_layers"] > 0)]
+    for row in collapsed.itertuples():  # each emptied layer names where it emptied
+        assert len(row.collapsed_at.split(";")) == row.n_collapsed_layers
+    claims_of(reports, "fig-layer-collapse")

@@ -18,6 +18,7 @@ def parameter_count(model: torch.nn.Module) -> int:
     ("resnet110", 10, 3, (2, 3, 32, 32)),
     ("resnet18", 10, 3, (2, 3, 32, 32)),
     ("vgg16", 100, 3, (2, 3, 32, 32)),
+    ("vgg1d", 10, 1, (2, 1, 40)),
     ("wrn28x10", 100, 3, (1, 3, 32, 32)),
 ])
 def test_forward_shape(name, num_classes, in_channels, input_shape):
@@ -53,7 +54,7 @@ def test_resnet1d_has_enough_weights_to_survive_extreme_sparsity():
 
 def test_every_model_is_registered():
     assert set(MODELS) == {"resnet1d", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
-                           "resnet18", "wrn28x10", "vgg16", "resnet50"}
+                           "resnet18", "wrn28x10", "vgg16", "vgg1d", "resnet50"}
 
 
 def test_unknown_model_suggests_the_closest_name():

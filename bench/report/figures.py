@@ -16,11 +16,13 @@ from matplotlib.figure import Figure
 MARKERS = "osD^vP*Xph"
 DENSE_STYLES = ("--", ":", "-.")
 PANELS = (("sparsity", "Sparsity (%)", 100.0), ("theoretical_speedup", "Theoretical speedup", 1.0))
+COLLAPSE_LABEL = "layer collapse (some seed)"
 
 
 def _draw_method(ax, rows: pd.DataFrame, x_metric: str, x_scale: float, style: dict,
                  y_metric: str = "test_accuracy", y_scale: float = 100.0) -> None:
-    """The mean of ``y_metric`` over the mean x value, with the seeds' min-max band."""
+    """The mean of ``y_metric`` over the mean x value, with the seeds' min-max band; a point
+    whose configuration ended with a collapsed layer in some seed is crossed out."""
     x = rows[f"{x_metric}_mean"].to_numpy(dtype=float) * x_scale
     keep = np.isfinite(x) & (x > 0)
     order = np.argsort(x[keep])
@@ -28,6 +30,10 @@ def _draw_method(ax, rows: pd.DataFrame, x_metric: str, x_scale: float, style: d
     ax.plot(x, rows[f"{y_metric}_mean"] * y_scale, **style)
     ax.fill_between(x, rows[f"{y_metric}_min"] * y_scale, rows[f"{y_metric}_max"] * y_scale,
                     color=style["color"], alpha=0.2, linewidth=0)
+    collapsed = rows.get("n_collapsed_seeds", pd.Series(0, index=rows.index)).to_numpy(dtype=float) > 0
+    if collapsed.any():
+        ax.scatter(x[collapsed], rows.loc[collapsed, f"{y_metric}_mean"] * y_scale, marker="x", s=90, color="black",
+                   zorder=3, label=COLLAPSE_LABEL)
 
 
 def _styles(labels: list[str]) -> list[dict]:
@@ -43,6 +49,12 @@ def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     for path in paths:
         fig.savefig(path, dpi=200)
     return paths
+
+
+def legend_entries(ax) -> tuple[list, list[str]]:
+    """The axes' legend handles and labels, each label once (the collapse mark recurs)."""
+    entries = dict(zip(*reversed(ax.get_legend_handles_labels())))
+    return list(entries.values()), list(entries)
 
 
 def _draw_dense(ax, row: pd.Series, label: str, linestyle: str) -> None:
@@ -74,7 +86,7 @@ def render_pareto(cells: pd.DataFrame, *, labels: list[str], out_dir: Path, titl
                 _draw_dense(ax, shown[shown["label"] == label].iloc[0], label, linestyle)
             ax.set_xlabel(xlabel)
             ax.set_title(group)
-            ax.legend(fontsize="small", loc="lower left")
+            ax.legend(*legend_entries(ax), fontsize="small", loc="lower left")
         axes[1, column].set_xscale("log")
     for ax in axes[:, 0]:
         ax.set_ylabel("Test accuracy (%)")
@@ -98,6 +110,6 @@ def render_stability(cells: pd.DataFrame, *, labels: list[str], out_dir: Path, t
             _draw_method(ax, shown[shown["label"] == style["label"]], "sparsity", 100.0, style, metric, scale)
         ax.set_ylabel(ylabel)
     axes[1].set_xlabel("Sparsity (%)")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper")
+    fig.legend(*legend_entries(axes[0]), loc="outside right upper")
     fig.suptitle(title)
     return _save(fig, out_dir, "stability")
