@@ -124,6 +124,8 @@ REPORT = {
     "reference": Param(None, type=str),
     "schedules": Param(None, type=dict),  # kind "schedules": SCHEDULE_FIGURE
     "baselines": Param([], "kind envelope: rows drawn as horizontal lines at their best configuration"),
+    "envelope_by": Param(None, "kind envelope: also draw the envelope per value of this hyperparameter "
+                               "(envelope-by-<name>.*), e.g. weight_decay", type=str),
     "split_by": Param([], "kind table: hyperparameters whose values split every goal column (e.g. retrain_epochs)"),
     "panel_columns": Param(2, "kind initial_budget: panels (one per row) side by side", type=int, above=0),
     "panels": Param({}, "kind table: the Pareto plots in panels, each a title and the row labels it draws"),

@@ -62,3 +62,19 @@ def test_a_goal_column_split_by_the_retraining_budget(tmp_path):
     table = (tmp_path / "table.tex").read_text()
     assert r"linear & \textbf{79.00} & \textbf{84.00} \\" in table
     assert r"retrain\_epochs & 1 & 2 \\" in table
+
+
+def test_the_envelope_per_weight_decay_has_a_panel_per_value(tmp_path):
+    from bench.report.budget import envelope_by
+
+    records = with_budget(RECORDS.assign(hp_weight_decay=[1e-4, 1e-4, 5e-4, 5e-4, 1e-4, 1e-4, 5e-4]), 10)
+    points = envelope_by(records, [0.9], "weight_decay")
+    assert set(points["panel"]) == {"weight_decay = 0.0001", "weight_decay = 0.0005"}
+    # at weight decay 1e-4, configuration 2 is absent: the envelope at 12 epochs is configuration 3's
+    low = points[(points["panel"] == "weight_decay = 0.0001") & (points["label"] == "IMP")].set_index("retrain_budget")
+    assert sorted(low.index) == [2, 12]
+    assert low.loc[12, "test_accuracy_mean"] == pytest.approx(0.99)
+    paths = render_envelope(points, labels=["Dense", "IMP"], baselines=[], goals=[0.9], out_dir=tmp_path, title="t",
+                            stem="envelope-by-weight_decay")
+    assert [path.name for path in paths] == ["envelope-by-weight_decay.csv", "envelope-by-weight_decay.pdf",
+                                             "envelope-by-weight_decay.png"]

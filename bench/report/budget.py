@@ -33,42 +33,59 @@ def envelope(records: pd.DataFrame, goals: list[float], select_by: str = "val_ac
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def envelope_by(records: pd.DataFrame, goals: list[float], key: str, select_by: str = "val_accuracy") -> pd.DataFrame:
+    """The envelope among the runs of each value of hyperparameter ``key`` (Back to Basics'
+    Figure 3: one row of panels per weight decay), with a ``panel`` column naming the value."""
+    column = f"hp_{key}"
+    frames = [envelope(runs, goals, select_by).assign(panel=f"{key} = {value:g}" if isinstance(value, float)
+                                                      else f"{key} = {value}")
+              for value, runs in records.groupby(column)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def render_envelope(points: pd.DataFrame, *, labels: list[str], baselines: list[str], goals: list[float],
-                    out_dir: Path, title: str) -> list[Path]:
-    """Write ``envelope.pdf``/``.png`` (one panel per goal sparsity: the envelope of each row
-    with its min-max band over seeds; baselines and the dense model as horizontal lines at
-    their best configuration) and ``envelope.csv`` (every point with its run ids)."""
+                    out_dir: Path, title: str, stem: str = "envelope") -> list[Path]:
+    """Write ``<stem>.pdf``/``.png`` (one panel per goal sparsity, one row of panels per value
+    of a ``panel`` column if the points have one: the envelope of each row with its min-max
+    band over seeds; baselines and the dense model as horizontal lines at their best
+    configuration) and ``<stem>.csv`` (every point with its run ids)."""
     out_dir = Path(out_dir)
-    points.to_csv(out_dir / "envelope.csv", index=False)
+    points.to_csv(out_dir / f"{stem}.csv", index=False)
     dense = [label for label in labels if (points.loc[points["label"] == label, "method"] == "dense").any()]
     curves = [label for label in labels if label not in dense and label not in baselines]
     lines = [label for label in labels if label in baselines]
     styles = _styles(curves + lines)
+    panels = list(dict.fromkeys(points["panel"])) if "panel" in points else [None]
     with sns.axes_style("whitegrid"):
-        fig = Figure(figsize=(4.2 * len(goals), 4.2), layout="constrained")
+        fig = Figure(figsize=(4.2 * len(goals), 4.2 * len(panels)), layout="constrained")
         FigureCanvasAgg(fig)
-        axes = fig.subplots(1, len(goals), sharey=False, squeeze=False)[0]
-    for ax, goal in zip(axes, goals):
-        at_goal = points[(points["goal_sparsity"] - goal).abs() < 1e-9]
-        for style in styles[:len(curves)]:
-            curve = at_goal[at_goal["label"] == style["label"]].sort_values(BUDGET)
-            ax.plot(curve[BUDGET], curve["test_accuracy_mean"] * 100, **style)
-            ax.fill_between(curve[BUDGET], curve["test_accuracy_min"] * 100, curve["test_accuracy_max"] * 100,
-                            color=style["color"], alpha=0.2, linewidth=0, step=None)
-        for style in styles[len(curves):]:
-            best = at_goal[at_goal["label"] == style["label"]].sort_values(BUDGET).tail(1)
-            for row in best.itertuples():
-                ax.axhline(row.test_accuracy_mean * 100, color=style["color"], linestyle="--",
-                           label=f"{style['label']} ({row.retrain_budget} epochs)")
-                ax.axhspan(row.test_accuracy_min * 100, row.test_accuracy_max * 100, color=style["color"], alpha=0.12,
-                           linewidth=0)
-        for label, linestyle in zip(dense, DENSE_STYLES):
-            rows = at_goal[at_goal["label"] == label]
-            if not rows.empty:
-                _draw_dense(ax, rows.iloc[-1], label, linestyle)
-        ax.set_title(f"{goal * 100:g}% sparsity")
-        ax.set_xlabel("Total retraining epochs")
-        ax.legend(fontsize="small", loc="lower right")
-    axes[0].set_ylabel("Test accuracy (%)")
+        axes = fig.subplots(len(panels), len(goals), sharey=False, squeeze=False)
+    for panel, row_axes in zip(panels, axes):
+        in_panel = points if panel is None else points[points["panel"] == panel]
+        for ax, goal in zip(row_axes, goals):
+            draw_budget_panel(ax, in_panel[(in_panel["goal_sparsity"] - goal).abs() < 1e-9], styles, len(curves), dense)
+            ax.set_title(f"{goal * 100:g}% sparsity" + (f", {panel}" if panel else ""))
+        row_axes[0].set_ylabel("Test accuracy (%)")
     fig.suptitle(title)
-    return [out_dir / "envelope.csv", *_save(fig, out_dir, "envelope")]
+    return [out_dir / f"{stem}.csv", *_save(fig, out_dir, stem)]
+
+
+def draw_budget_panel(ax, at_goal: pd.DataFrame, styles: list[dict], n_curves: int, dense: list[str]) -> None:
+    """One goal's panel: the first ``n_curves`` styles as envelopes, the others as baselines."""
+    for style in styles[:n_curves]:
+        curve = at_goal[at_goal["label"] == style["label"]].sort_values(BUDGET)
+        ax.plot(curve[BUDGET], curve["test_accuracy_mean"] * 100, **style)
+        ax.fill_between(curve[BUDGET], curve["test_accuracy_min"] * 100, curve["test_accuracy_max"] * 100,
+                        color=style["color"], alpha=0.2, linewidth=0)
+    for style in styles[n_curves:]:
+        for row in at_goal[at_goal["label"] == style["label"]].sort_values(BUDGET).tail(1).itertuples():
+            ax.axhline(row.test_accuracy_mean * 100, color=style["color"], linestyle="--",
+                       label=f"{style['label']} ({row.retrain_budget} epochs)")
+            ax.axhspan(row.test_accuracy_min * 100, row.test_accuracy_max * 100, color=style["color"], alpha=0.12,
+                       linewidth=0)
+    for label, linestyle in zip(dense, DENSE_STYLES):
+        rows = at_goal[at_goal["label"] == label]
+        if not rows.empty:
+            _draw_dense(ax, rows.iloc[-1], label, linestyle)
+    ax.set_xlabel("Total retraining epochs")
+    ax.legend(fontsize="small", loc="lower right")

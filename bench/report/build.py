@@ -22,7 +22,7 @@ from ..manifest import Manifest, load
 from ..runlist import RunList
 from ..store import RunStore
 from . import render_pareto, render_stability, render_table, select_cells, write_selection
-from .budget import envelope, render_envelope, with_budget
+from .budget import envelope, envelope_by, render_envelope, with_budget
 from .initial_budget import at_largest_budget, deviation_from_full_budget, render_initial_budget
 from .split_table import render_split_table, select_split_cells
 from .paper import evaluate_claims, paper_vs_ours, reference_table, render_paper_vs_ours
@@ -147,11 +147,14 @@ def render_stability_figure(manifest: Manifest, records: pd.DataFrame, cells: pd
 
 def render_envelope_figure(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str],
                            out: Path) -> None:
-    drawn = records[records["label"].isin(labels)]
-    points = envelope(with_budget(drawn, manifest.training["epochs"]), manifest.goal_sparsities,
-                      manifest.report["select_by"])
-    render_envelope(points, labels=labels, baselines=manifest.report["baselines"], goals=manifest.goal_sparsities,
-                    out_dir=out, title=title_of(manifest))
+    report, goals = manifest.report, manifest.goal_sparsities
+    drawn = with_budget(records[records["label"].isin(labels)], manifest.training["epochs"])
+    render_envelope(envelope(drawn, goals, report["select_by"]), labels=labels, baselines=report["baselines"],
+                    goals=goals, out_dir=out, title=title_of(manifest))
+    if report["envelope_by"]:
+        render_envelope(envelope_by(drawn, goals, report["envelope_by"], report["select_by"]), labels=labels,
+                        baselines=report["baselines"], goals=goals, out_dir=out, title=title_of(manifest),
+                        stem=f"envelope-by-{report['envelope_by']}")
 
 
 def render_initial_budget_figure(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str],
