@@ -196,6 +196,11 @@ def budget_epochs(value, epochs: int, key: str) -> int:
     return max(1, math.floor(share * epochs / 100 + 0.5))
 
 
+def is_share(value) -> bool:
+    """Is ``value`` a share of the budget T, such as "5%"?"""
+    return isinstance(value, str) and value.strip().endswith("%")
+
+
 def in_epochs(params: dict[str, Param], values: dict, epochs: int) -> dict:
     """``values`` with every share of T given for an ``of_budget`` parameter resolved to epochs."""
     return {name: budget_epochs(value, epochs, name) if name in params and params[name].of_budget
@@ -605,7 +610,7 @@ def validate_claim(check: Checker, key: str, raw, schema: dict, labels: set[str]
     claim["goals"] = [check.value(f"{key}.goals[{j}]", g, GOAL) for j, g in enumerate(claim["goals"] or [])] or None
     if claim["where"] is not None:
         with check.placed():
-            claim["where"] = {name: budget_epochs(value, epochs, f"{key}.where.{name}") if isinstance(value, str)
+            claim["where"] = {name: budget_epochs(value, epochs, f"{key}.where.{name}") if is_share(value)
                               else value for name, value in claim["where"].items()}
     return claim
 

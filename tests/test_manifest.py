@@ -110,3 +110,11 @@ def test_an_epoch_count_given_as_a_share_of_the_budget(write_manifest):
     assert sorted({s.hp["retrain_epochs"] for s in t24.expand() if s.method == "imp"}) == [3, 7]  # 3.0, 7.2
     with pytest.raises(ConfigError, match=r"rows\[1\].grid.retrain_epochs\[0\]: expected epochs or a share"):
         load(str(write_manifest(set_in(["rows", 1, "grid", "retrain_epochs"], ["five"]))), "base")
+
+
+def test_a_claim_is_judged_where_a_budget_share_or_any_other_value_says(write_manifest):
+    def edit(data):
+        data["claims"] = [{"text": "t", "better": "IMP", "worse": "Dense",
+                           "where": {"retrain_epochs": "50%", "schedule": "slr"}}]
+    claim = load(str(write_manifest(edit)), "base").claims[0]
+    assert claim["where"] == {"retrain_epochs": 1, "schedule": "slr"}  # 50% of T = 2 epochs; strings stay
