@@ -117,4 +117,4 @@ def test_a_claim_is_judged_where_a_budget_share_or_any_other_value_says(write_ma
         data["claims"] = [{"text": "t", "better": "IMP", "worse": "Dense",
                            "where": {"retrain_epochs": "50%", "schedule": "slr"}}]
     claim = load(str(write_manifest(edit)), "base").claims[0]
-    assert claim["where"] == {"retrain_epochs": 1, "schedule": "slr"}  # 50% of T = 2 epochs; strings stay
+    assert claim["where"] == {"retrain_epochs": 1, "schedule": "slr"}  # 50% of T = 2 is 1 epoch; strings stay
