@@ -72,9 +72,9 @@ def _training_kinds():
     return TRAINING_KINDS
 
 
-def _retraining_kinds():
-    from methods.core.schedules import RETRAINING_KINDS
-    return RETRAINING_KINDS
+def _fixed_retraining_kinds():
+    from methods.core.schedules import FIXED_KINDS
+    return FIXED_KINDS
 
 
 TRAINING = {
@@ -173,7 +173,8 @@ GOAL = Param(type=float, at_least=0, below=1)
 SEED = Param(type=int, at_least=0)
 MILESTONE = Param(type=int, above=0)
 SCHEDULE_FIGURE = {
-    "kinds": Param(help="retraining schedules drawn, in order", type=list),
+    "kinds": Param(help="fixed retraining schedules drawn, in order (the tuned ones need an initial value)",
+                   type=list),
     "retrain_epochs": Param(help="retraining budget drawn, in epochs or a share of T", symbol="T_rt",
                             type=(int, str)),
     "allr_d1": Param([0.0], "ALLR's d1 values drawn (its d = max(d1, d2) depends on the pruning step)"),
@@ -454,7 +455,7 @@ def validate(raw: dict, check: Checker, target: str, profile: str, registries: b
     with check.placed():
         training = training_config(top["training"], registries=registries)
 
-    report = validate_report(top["report"], check, training, registries)
+    report = validate_report(top["report"], check, training)
     trains = report["kind"] not in NOTHING_TRAINED
     for name, what in (("goal_sparsities", "goal sparsity"), ("seeds", "seed"), ("rows", "row")):
         if trains and not top[name]:
@@ -505,9 +506,9 @@ def validate(raw: dict, check: Checker, target: str, profile: str, registries: b
                     complete=registries)
 
 
-def validate_report(raw: dict, check: Checker, training: dict, registries: bool) -> dict:
+def validate_report(raw: dict, check: Checker, training: dict) -> dict:
     """The ``[report]`` table; a schedule figure's ``[report.schedules]`` with its budget in
-    epochs and its schedules looked up (with the registries)."""
+    epochs and its schedules checked."""
     report = check.table("report", raw, REPORT)
     for i, column in enumerate(report["columns"]):
         check.value(f"report.columns[{i}]", column, Param(type=str, choices=REPORT_COLUMNS))
@@ -518,7 +519,7 @@ def validate_report(raw: dict, check: Checker, training: dict, registries: bool)
         with check.placed():
             figure["retrain_epochs"] = budget_epochs(figure["retrain_epochs"], training["epochs"],
                                                      "report.schedules.retrain_epochs")
-        kinds = Param(type=str, choices=_retraining_kinds) if registries else Param(type=str)
+        kinds = Param(type=str, choices=_fixed_retraining_kinds)  # torch-free: checked by reports too
         figure["kinds"] = [check.value(f"report.schedules.kinds[{i}]", k, kinds) for i, k in enumerate(figure["kinds"])]
         figure["allr_d1"] = [check.value(f"report.schedules.allr_d1[{i}]", d, Param(type=float, at_least=0, at_most=1))
                              for i, d in enumerate(figure["allr_d1"])]

@@ -71,3 +71,12 @@ def test_a_schedule_figure_trains_nothing_and_a_table_needs_rows(write_manifest)
         load(str(write_manifest(lambda data: data.update(rows=[]))), "base")
     with pytest.raises(ConfigError, match=r"report.schedules: .*kind = \"schedules\""):
         load(str(write_manifest(lambda data: data.update(report={"schedules": {}}))), "base")
+
+
+def test_the_figure_draws_fixed_schedules_only(write_manifest):
+    def figure(data):
+        data.update(goal_sparsities=[], seeds=[], rows=[])
+        data["report"] = {"kind": "schedules", "schedules": {"kinds": ["llr", "linear"], "retrain_epochs": 1,
+                                                             "steps_per_epoch": 2}}
+    with pytest.raises(ConfigError, match=r"report.schedules.kinds\[1\]: unknown value 'linear'"):
+        load(str(write_manifest(figure)), "base")

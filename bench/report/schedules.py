@@ -14,20 +14,20 @@ from matplotlib.figure import Figure
 
 from methods.core.schedules import retraining_schedule, training_schedule
 
-NAMES = {"ft": "FT", "lrw": "LRW", "slr": "SLR", "clr": "CLR", "llr": "LLR", "allr": "ALLR"}
+NAMES = {"ft": "FT", "lrw": "LRW", "slr": "SLR", "clr": "CLR", "llr": "LLR", "allr": "ALLR", "accallr": "AccALLR"}
+DISCOUNTED = ("allr", "accallr")  # drawn once per d1
 
 
 def schedule_curves(training: dict, kinds: list[str], retrain_epochs: int, steps_per_epoch: int,
                     allr_d1: list[float]) -> pd.DataFrame:
-    """One row per (schedule, iteration): ``schedule`` (its name; ALLR once per d1), ``epoch``
+    """One row per (schedule, iteration): ``schedule`` (its name; ALLR and AccALLR once per d1), ``epoch``
     (k / steps_per_epoch into the retraining) and ``lr``."""
     epochs = training["epochs"]
     trained = training_schedule(training["lr"], epochs, **training["lr_schedule"])
     curves = []
     for kind in kinds:
-        for d1 in allr_d1 if kind == "allr" else [0.0]:
-            name = f"{NAMES.get(kind, kind)} (d1 = {d1:g})" if kind == "allr" and len(allr_d1) > 1 \
-                else NAMES.get(kind, kind)
+        for d1 in allr_d1 if kind in DISCOUNTED else [0.0]:
+            name = f"{NAMES[kind]} (d1 = {d1:g})" if kind in DISCOUNTED and len(allr_d1) > 1 else NAMES[kind]
             lr = retraining_schedule(kind, trained, epochs, retrain_epochs, d1=d1, steps_per_epoch=steps_per_epoch)
             steps = range(retrain_epochs * steps_per_epoch)
             curves.append(pd.DataFrame({"schedule": name, "epoch": [k / steps_per_epoch for k in steps],
