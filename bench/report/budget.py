@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bench.report.figures import DENSE_STYLES, _draw_dense, _save, _styles
-from bench.report.select import select_cells
+from bench.report.select import GOAL_TOLERANCE, select_cells
 
 BUDGET = "retrain_budget"
 
@@ -63,7 +63,8 @@ def render_envelope(points: pd.DataFrame, *, labels: list[str], baselines: list[
     for panel, row_axes in zip(panels, axes):
         in_panel = points if panel is None else points[points["panel"] == panel]
         for ax, goal in zip(row_axes, goals):
-            draw_budget_panel(ax, in_panel[(in_panel["goal_sparsity"] - goal).abs() < 1e-9], styles, len(curves), dense)
+            at_goal = in_panel[(in_panel["goal_sparsity"] - goal).abs() < GOAL_TOLERANCE]
+            draw_budget_panel(ax, at_goal, styles, len(curves), dense)
             ax.set_title(f"{goal * 100:g}% sparsity" + (f", {panel}" if panel else ""))
         row_axes[0].set_ylabel("Test accuracy (%)")
     fig.suptitle(title)

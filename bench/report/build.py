@@ -14,6 +14,7 @@ Files are rendered aside and moved into place, so a reader never sees a half-wri
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -92,8 +93,7 @@ def render_report(manifest: Manifest, runs: RunList, store: RunStore, reports: P
     # diagnostic rows only test beliefs; a row the profile leaves without runs is not shown
     expanded = {label for _, label in runs.runs}
     labels = [row.label for row in manifest.rows if not row.diagnostic and row.label in expanded]
-    with tempfile.TemporaryDirectory(dir=out, prefix=".render-") as tmp:
-        staging = Path(tmp)
+    with staged(out) as staging:
         missing = store.failures(runs.needed) | broken
         pd.DataFrame({"run_id": list(missing), "reason": list(missing.values())}).to_csv(
             staging / "failures.csv", index=False)
@@ -103,9 +103,16 @@ def render_report(manifest: Manifest, runs: RunList, store: RunStore, reports: P
             RENDERERS[manifest.report["kind"]](manifest, records, cells, labels, staging)
             if manifest.report["reference"] or manifest.claims:
                 render_comparison(manifest, records, cells, labels, staging)
-        for path in staging.iterdir():
-            os.replace(path, out / path.name)
     return out
+
+
+@contextmanager
+def staged(out: Path):
+    """A folder beside ``out`` to render into; its files replace those of ``out`` at the end."""
+    with tempfile.TemporaryDirectory(dir=out, prefix=".render-") as tmp:
+        yield Path(tmp)
+        for path in Path(tmp).iterdir():
+            os.replace(path, out / path.name)
 
 
 def cells_of(manifest: Manifest, records: pd.DataFrame) -> pd.DataFrame:
@@ -213,10 +220,8 @@ def render_schedule_figure(manifest: Manifest, out: Path) -> Path:
     figure, t = manifest.report["schedules"], manifest.training
     curves = schedule_curves(t, figure["kinds"], figure["retrain_epochs"], figure["steps_per_epoch"],
                              figure["allr_d1"])
-    with tempfile.TemporaryDirectory(dir=out, prefix=".render-") as tmp:
-        render_schedules(curves, out_dir=Path(tmp), title=(
+    with staged(out) as staging:
+        render_schedules(curves, out_dir=staging, title=(
             f"{manifest.title} ({manifest.profile})\n{figure['retrain_epochs']} retraining epochs after "
             f"{t['epochs']} epochs of {t['lr_schedule']['kind']} training"))
-        for path in Path(tmp).iterdir():
-            os.replace(path, out / path.name)
     return out

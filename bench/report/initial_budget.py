@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bench.report.figures import _save, _styles
-from bench.report.select import select_cells
+from bench.report.select import GOAL_TOLERANCE, select_cells
 
 BUDGET = "training_epochs"
 STATS = ("mean", "min", "max")
@@ -66,7 +66,7 @@ def render_initial_budget(points: pd.DataFrame, *, labels: list[str], goals: lis
     for ax, label in zip(axes, labels):
         panel = points[points["label"] == label]
         for goal, style in zip(goals, styles):
-            line = panel[(panel["goal_sparsity"] - goal).abs() < 1e-9].sort_values(BUDGET)
+            line = panel[(panel["goal_sparsity"] - goal).abs() < GOAL_TOLERANCE].sort_values(BUDGET)
             ax.plot(line[BUDGET], line["deviation_mean"] * 100, **style)
             ax.fill_between(line[BUDGET], line["deviation_min"] * 100, line["deviation_max"] * 100,
                             color=style["color"], alpha=0.2, linewidth=0)

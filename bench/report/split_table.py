@@ -13,7 +13,8 @@ import pandas as pd
 
 from bench.report.latex import environment
 from bench.report.select import plain, select_cells
-from bench.report.table import COLLAPSE_MARK, MISSING, at_goal, bold_threshold, collapsed, goal_header, mean_std
+from bench.report.table import (COLLAPSE_MARK, MISSING, at_goal, bold_threshold, collapsed, goal_header, mean_std,
+                                write_table)
 
 
 def split_values(records: pd.DataFrame, split_by: list[str]) -> list[tuple]:
@@ -67,9 +68,4 @@ def render_split_table(cells: pd.DataFrame, *, labels: list[str], goals: list[fl
         split_name=r" $\times$ ".join(split_by), rows=[{"label": label, "cells": [c["texts"].get(label, MISSING)
                                                                                   for c in columns]}
                                                        for label in labels])
-    standalone = environment().get_template("standalone.tex.j2").render(table=table)
-    out_dir = Path(out_dir)
-    paths = [out_dir / "table.tex", out_dir / "standalone.tex"]
-    for path, text in zip(paths, (table, standalone)):
-        path.write_text(text)
-    return paths
+    return write_table(table, out_dir)

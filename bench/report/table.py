@@ -110,10 +110,14 @@ def render_table(cells: pd.DataFrame, *, labels: list[str], goals: list[float], 
         "time": times.get(label, MISSING),
         "cells": [column.get(label) for column in per_goal],
     } for label in labels]
-    env = environment()
-    table = env.get_template("table.tex.j2").render(
+    table = environment().get_template("table.tex.j2").render(
         caption=caption + collapse_note(cells, labels, goals), goals=[goal_header(goal) for goal in goals], rows=rows, columns=list(columns), time_header=time_header)
-    standalone = env.get_template("standalone.tex.j2").render(table=table)
+    return write_table(table, out_dir)
+
+
+def write_table(table: str, out_dir: Path) -> list[Path]:
+    """Write ``table.tex`` (the float) and ``standalone.tex`` (it in a document of its own)."""
+    standalone = environment().get_template("standalone.tex.j2").render(table=table)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "table.tex", out_dir / "standalone.tex"]
