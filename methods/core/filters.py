@@ -34,10 +34,9 @@ from torch import nn
 
 from schema import Param
 
-from methods.core.masks import (PruneEvent, apply_masks, keep_largest, mask_of, parameter_vector, prunable_modules,
-                                relative_change)
+from methods.core.masks import (CONVOLUTIONS, PruneEvent, apply_masks, keep_largest, mask_of, parameter_vector,
+                                prunable_modules, relative_change)
 
-CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 STRUCTURES = ("filters",)
 STRUCTURE = Param(None, "what a pruning step removes: None for single weights, filters for whole convolutional "
                   "filters ranked by their L2 norm (Love Retraining, appendix B.1)", type=str, choices=STRUCTURES)
@@ -46,7 +45,7 @@ NORMS = (1, 2)
 
 def filter_layers(model: nn.Module) -> list[nn.Module]:
     """The layers whose filters are pruned: every convolution, in registration order."""
-    return [m for m in prunable_modules(model) if isinstance(m, CONV_TYPES)]
+    return [m for m in prunable_modules(model) if isinstance(m, CONVOLUTIONS)]
 
 
 def unit_norms(module: nn.Module, norm: int) -> torch.Tensor:
