@@ -27,15 +27,14 @@ cover weights only, in the authors' code as here): its shift still feeds a const
 into the next layer, which ``bench.metrics`` counts as removed.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from schema import Param
 
-from methods.core.masks import (CONVOLUTIONS, PruneEvent, apply_masks, keep_largest, mask_of, parameter_vector,
-                                prunable_modules, relative_change)
+from methods.core.masks import CONVOLUTIONS, PruneEvent, keep_largest, mask_of, measured, prunable_modules
 
 STRUCTURES = ("filters",)
 STRUCTURE = Param(None, "what a pruning step removes: None for single weights, filters for whole convolutional "
@@ -65,24 +64,6 @@ def prune_units(layers: Sequence[nn.Module], rates: Sequence[float], norm: int) 
         keep = keep_largest(unit_norms(module, norm), round(rate * module.weight.shape[0]))
         mask = mask_of(module)
         mask.logical_and_(keep.view(-1, *[1] * (mask.dim() - 1)))
-
-
-def remaining_weights(model: nn.Module) -> int:
-    return int(sum(mask_of(m).sum() for m in prunable_modules(model)))
-
-
-@torch.no_grad()
-def measured(model: nn.Module, sparsity: float, step: Callable[[], None], over: str = "prunable",
-             nominal_fraction: float | None = None) -> PruneEvent:
-    """The PruneEvent of ``step()`` followed by ``apply_masks``: ``fraction`` is the share of the
-    remaining prunable weights it removed; d1 is taken over the ``parameter_vector`` ``over``
-    with s = ``nominal_fraction``, or that share where none is given."""
-    before, remaining_before = parameter_vector(model, over), remaining_weights(model)
-    step()
-    apply_masks(model)
-    fraction = 1 - remaining_weights(model) / remaining_before if remaining_before else 0.0
-    s = fraction if nominal_fraction is None else nominal_fraction
-    return PruneEvent(sparsity, fraction, relative_change(before, parameter_vector(model, over), s))
 
 
 def filter_prune(model: nn.Module, sparsity: float, norm: int = 2, over: str = "prunable",

@@ -15,7 +15,8 @@ Back to Basics follows Lee et al.'s implementation for all but ``random``
 (jaeho-lee/layer-adaptive-sparsity, tools/pruners.py), as do we where the papers are silent.
 """
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -68,12 +69,11 @@ class PruneEvent:
     """What one pruning step did.
 
     ``fraction`` is the share of the previously remaining weights that was removed;
-    ``relative_change`` is ALLR's d1 = ||W - W_p|| / (||W|| * sqrt(s)), clipped to [0, 1]:
-    by ``magnitude_prune`` with W the prunable weights just before the step and s =
-    ``fraction``, by ``prune_measuring_d1`` as its arguments say. ``dense_train_accuracy``
-    and ``train_accuracy`` are the train accuracies of the dense model and of the model just
-    pruned, which the training loop measures for a phase that ``measures_train_accuracy``
-    (AccALLR); None otherwise.
+    ``relative_change`` is ALLR's d1 = ||W - W_p|| / (||W|| * sqrt(s)), clipped to [0, 1], as
+    ``measured`` takes it: by default W the prunable weights just before the step and s =
+    ``fraction``. ``dense_train_accuracy`` and ``train_accuracy`` are the train accuracies
+    of the dense model and of the model just pruned, which the training loop measures for a
+    phase that ``measures_train_accuracy`` (AccALLR); None otherwise.
     """
 
     sparsity: float
@@ -234,26 +234,43 @@ def keep_masks(modules: list[nn.Module], scores: list[torch.Tensor], sparsity: f
 
 
 @torch.no_grad()
-def magnitude_prune(model: nn.Module, sparsity: float, selection: str = "global") -> PruneEvent:
+def magnitude_prune(model: nn.Module, sparsity: float, selection: str = "global", over: str = "prunable",
+                    nominal_fraction: float | None = None) -> PruneEvent:
     """Prune by weight magnitude to round(sparsity * n) zero prunable weights, spread over
-    the layers by the ``selection`` (each layer to round(sparsity * n_l) for ``uniform``).
+    the layers by the ``selection`` (each layer to round(sparsity * n_l) for ``uniform``);
+    d1 as ``measured`` says.
 
     Pruned weights stay pruned: they rank below every remaining weight.
     """
     modules = prunable_modules(model)
-    before = torch.cat([m.weight.detach().flatten() for m in modules])
     masks = [mask_of(m) for m in modules]
-    remaining_before = int(sum(mask.sum() for mask in masks))
-    scores = [torch.where(mask, m.weight.abs(), torch.full_like(m.weight, -1.0)).flatten()
-              for m, mask in zip(modules, masks)]
-    for mask, keep in zip(masks, keep_masks(modules, scores, sparsity, selection)):
-        mask.copy_(keep.view_as(mask))
-    apply_masks(model)
 
-    after = torch.cat([m.weight.detach().flatten() for m in modules])
-    remaining_after = int(sum(mask.sum() for mask in masks))
-    fraction = 1 - remaining_after / remaining_before if remaining_before else 0.0
-    return PruneEvent(sparsity, fraction, relative_change(before, after, fraction))
+    def step():
+        scores = [torch.where(mask, m.weight.abs(), torch.full_like(m.weight, -1.0)).flatten()
+                  for m, mask in zip(modules, masks)]
+        for mask, keep in zip(masks, keep_masks(modules, scores, sparsity, selection)):
+            mask.copy_(keep.view_as(mask))
+
+    return measured(model, sparsity, step, over, nominal_fraction)
+
+
+def remaining_weights(model: nn.Module) -> int:
+    return int(sum(mask_of(m).sum() for m in prunable_modules(model)))
+
+
+@torch.no_grad()
+def measured(model: nn.Module, sparsity: float, step: Callable[[], None], over: str = "prunable",
+             nominal_fraction: float | None = None) -> PruneEvent:
+    """The PruneEvent of a pruning ``step()`` (which sets masks) followed by ``apply_masks``:
+    ``fraction`` is the share of the remaining prunable weights it removed; d1 is taken over
+    the ``parameter_vector`` ``over`` with s = ``nominal_fraction``, or that share where none
+    is given."""
+    before, remaining_before = parameter_vector(model, over), remaining_weights(model)
+    step()
+    apply_masks(model)
+    fraction = 1 - remaining_weights(model) / remaining_before if remaining_before else 0.0
+    s = fraction if nominal_fraction is None else nominal_fraction
+    return PruneEvent(sparsity, fraction, relative_change(before, parameter_vector(model, over), s))
 
 
 def relative_change(before: torch.Tensor, after: torch.Tensor, fraction: float) -> float:
@@ -270,13 +287,3 @@ def parameter_vector(model: nn.Module, over: str = "all") -> torch.Tensor:
     included) or the ``prunable`` weights."""
     tensors = model.parameters() if over == "all" else (m.weight for m in prunable_modules(model))
     return torch.cat([t.detach().flatten() for t in tensors])
-
-
-@torch.no_grad()
-def prune_measuring_d1(model: nn.Module, sparsity: float, selection: str, fraction: float,
-                       over: str = "all") -> PruneEvent:
-    """``magnitude_prune``, with d1 taken over the ``parameter_vector`` ``over`` and s the
-    nominal ``fraction`` of the remaining weights that the step prunes."""
-    before = parameter_vector(model, over)
-    event = magnitude_prune(model, sparsity, selection)
-    return replace(event, relative_change=relative_change(before, parameter_vector(model, over), fraction))

@@ -42,7 +42,7 @@ from schema import ConfigError, Param
 
 from methods.core.base import Method, Phase
 from methods.core.filters import STRUCTURE, filter_prune
-from methods.core.masks import D1_VECTORS, SELECTION, PruneEvent, prune_measuring_d1
+from methods.core.masks import D1_VECTORS, SELECTION, PruneEvent, magnitude_prune
 from methods.core.schedules import DISCOUNTS, RETRAINING_KINDS, TUNED_KINDS, accuracy_drop, retraining_schedule
 
 D1_OVER = Param("all", "the vector W of ALLR's d1: all parameters (the authors' code) or the prunable weights "
@@ -74,7 +74,7 @@ class PruneRetrainCycles(Method):
     def prune(self, model, sparsity: float) -> PruneEvent:
         if self.hp.get("structure") == "filters":
             return filter_prune(model, sparsity, over=self.hp["d1_over"], nominal_fraction=self.cycle_sparsity(1))
-        return prune_measuring_d1(model, sparsity, self.hp["selection"], self.cycle_sparsity(1), self.hp["d1_over"])
+        return magnitude_prune(model, sparsity, self.hp["selection"], self.hp["d1_over"], self.cycle_sparsity(1))
 
 
 @register
