@@ -70,7 +70,7 @@ def execute(spec: RunSpec, store: RunStore, data_root: str) -> str:
         store.write_failure(spec, traceback.format_exc(), "\n".join(lines))
         checkpoint.unlink(missing_ok=True)
         return "failed"
-    store.write_run(spec, result.record, result.history, result.state_dict, "\n".join(lines))
+    store.write_run(spec, result.record, result.history, result.state_dict, "\n".join(lines), result.stored)
     checkpoint.unlink(missing_ok=True)
     return result.record["status"]
 

@@ -25,7 +25,7 @@ import math
 import operator
 import tomllib
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from itertools import product
 from pathlib import Path
@@ -107,6 +107,7 @@ ROW = {
     "grid": Param({}, type=(dict, list)),
     "constraint": Param(None, type=str),
     "search": Param(None, type=dict),
+    "dense": Param({}, "what this row's dense parents store or how they train, over the manifest's [dense]"),
     "diagnostic": Param(False, "a row that tests a belief about a claim (claims[].belief): run, selected and "
                                "judged like any row, but kept out of the paper's table and comparison"),
 }
@@ -161,6 +162,8 @@ TOP = {
     "default_profile": Param(DEFAULT_PROFILE),
     "training": Param(type=dict),
     "params": Param({}),
+    "dense": Param({}, "the dense parents of the pruned runs: the hyperparameters of method dense (rewind_points, "
+                       "stop_epoch, mask_dynamics)"),
     "goal_sparsities": Param([]),
     "seeds": Param([]),
     "rows": Param([]),
@@ -263,6 +266,7 @@ class Row:
     params: dict
     grids: list[dict]  # the row's grid is the union of these cartesian products
     constraint: str | None
+    dense: dict = field(default_factory=dict)  # the parents' settings over the manifest's [dense]
     search_rounds: int = 0  # rounds of the sparsity search (bench/search.py) after the first grid
     diagnostic: bool = False  # tests a claim's belief; not a row of the paper's table
 
@@ -283,6 +287,7 @@ class Manifest:
     description: str
     training: dict
     params: dict
+    dense: dict
     goal_sparsities: list
     seeds: list
     rows: list[Row]
@@ -307,7 +312,7 @@ class Manifest:
 def expand_row(manifest: Manifest, row: Row, check: Checker, key: str, points: list[dict] | None = None) \
         -> list[RunSpec]:
     """The runs of the row's grid points (default: its first grid, ``row.points()``)."""
-    method, dense = _methods()[row.method], _methods()["dense"]
+    method = _methods()[row.method]
     shared = {name: value for name, value in manifest.params.items() if name in method.params}
     specs = []
     for point in row.points() if points is None else points:
@@ -320,12 +325,25 @@ def expand_row(manifest: Manifest, row: Row, check: Checker, key: str, points: l
             scope = {**training, **hp, "goal_sparsity": goal}
             if row.constraint and not evaluate_constraint(row.constraint, scope, check, f"{key}.constraint"):
                 continue
-            check_plan(method(hp, training, goal), point, check, key)
+            planned = method(hp, training, goal)
+            check_plan(planned, point, check, key)
+            if method.prunes_after_training:
+                check_parent(planned, dense_parent(row.dense, 0, training), point, check, key)
             for seed in manifest.seeds:
-                parent = RunSpec("dense", seed, training, revision=dense.revision) if method.prunes_after_training \
-                    else None
+                parent = dense_parent(row.dense, seed, training) if method.prunes_after_training else None
                 specs.append(RunSpec(row.method, seed, training, hp, goal, parent, row.label, method.revision))
     return specs
+
+
+def check_parent(method, parent: RunSpec, point: dict, check: Checker, key: str) -> None:
+    """The dense parent plans, and stores the weights that ``method`` rewinds to."""
+    dense = _methods()["dense"](parent.hp, parent.training, None)
+    check_plan(dense, {}, check, f"{key}.dense")
+    missing = sorted(method.rewind_epochs() - set(dense.stored_epochs()))
+    if missing:
+        at = "".join(f", {k}={v}" for k, v in point.items())
+        check.fail(f"{key}.dense.rewind_points", f"the run rewinds to epoch(s) {missing} of its dense parent, which "
+                   f"stores {dense.stored_epochs()} (method {method.name!r}{at}): add them to [dense] rewind_points")
 
 
 def check_plan(method, point: dict, check: Checker, key: str) -> None:
@@ -470,11 +488,11 @@ def validate(raw: dict, check: Checker, target: str, profile: str, registries: b
         if not isinstance(raw_row, dict):
             check.fail(f"rows[{i}]", "must be a table ([[rows]])")
         if registries:
-            rows.append(validate_row(raw_row, check, f"rows[{i}]", top["params"]))
+            rows.append(validate_row(raw_row, check, f"rows[{i}]", top["params"], top["dense"]))
         else:
             row = check.table(f"rows[{i}]", raw_row, unregistered(ROW))
-            rows.append(Row(row["label"], row["method"], {}, [], None, search_rounds(row, check, f"rows[{i}]"),
-                            row["diagnostic"]))
+            rows.append(Row(row["label"], row["method"], {}, [], None,
+                            search_rounds=search_rounds(row, check, f"rows[{i}]"), diagnostic=row["diagnostic"]))
         if rows[-1].label in labels:
             check.fail(f"rows[{i}].label", f"duplicate label {rows[-1].label!r}")
         labels.add(rows[-1].label)
@@ -502,7 +520,9 @@ def validate(raw: dict, check: Checker, target: str, profile: str, registries: b
         if not isinstance(value, dict):
             check.fail(f"profiles.{name}", "must be a table")
     return Manifest(check.path, target, profile, tuple(top["profiles"]), top["title"], top["source"],
-                    top["description"], training, top["params"], goals, seeds, rows, report, claims, slurm,
+                    top["description"], training, top["params"],
+                    dense_settings(top["dense"], check, "dense") if registries else top["dense"],
+                    goals, seeds, rows, report, claims, slurm,
                     complete=registries)
 
 
@@ -547,7 +567,7 @@ def check_size(rows: list[Row], goals: list, seeds: list, check: Checker) -> Non
                                           f"(this row alone: {points:,} grid points)")
 
 
-def validate_row(raw: dict, check: Checker, key: str, shared: dict) -> Row:
+def validate_row(raw: dict, check: Checker, key: str, shared: dict, dense: dict) -> Row:
     row = check.table(key, raw, ROW)
     method = _methods()[row["method"]]
     for name in sorted(TRAINING.keys() & method.params.keys()):
@@ -597,7 +617,31 @@ def validate_row(raw: dict, check: Checker, key: str, shared: dict) -> Row:
     if rounds and method.sparsity_control is None:
         check.fail(f"{key}.search", f"method {row['method']!r} is given its sparsity; only a method that learns it "
                                     "from a hyperparameter (sparsity_control) can be searched")
-    return Row(row["label"], row["method"], params, grids, row["constraint"], rounds, row["diagnostic"])
+    parents = dense_settings({**dense, **row["dense"]}, check, f"{key}.dense")
+    if parents and not method.prunes_after_training:
+        check.fail(f"{key}.dense", f"method {row['method']!r} starts from no dense run")
+    return Row(row["label"], row["method"], params, grids, row["constraint"], parents, rounds, row["diagnostic"])
+
+
+def dense_settings(raw: dict, check: Checker, key: str) -> dict:
+    """The settings of the dense parents given (``[dense]``), checked against method dense's
+    hyperparameters; rewind points may be shares of T ("10%"), resolved per run."""
+    settings = check.table(key, raw, {name: replace(p, default=None) for name, p in _methods()["dense"].params.items()})
+    for i, point in enumerate(settings["rewind_points"] or []):
+        check.value(f"{key}.rewind_points[{i}]", point, Param(type=(int, str)))
+        if isinstance(point, str):
+            with check.placed():
+                budget_epochs(point, 1, f"{key}.rewind_points[{i}]")
+    return {name: value for name, value in settings.items() if value is not None}
+
+
+def dense_parent(settings: dict, seed: int, training: dict) -> RunSpec:
+    """The dense run a pruned run starts from, its rewind points in epochs, sorted, each once."""
+    dense = _methods()["dense"]
+    if "rewind_points" in settings:
+        epochs = {budget_epochs(point, training["epochs"], "rewind_points") for point in settings["rewind_points"]}
+        settings = {**settings, "rewind_points": sorted(epochs)}
+    return RunSpec("dense", seed, training, settings, revision=dense.revision)
 
 
 def validate_claim(check: Checker, key: str, raw, schema: dict, labels: set[str], epochs: int) -> dict:

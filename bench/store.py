@@ -1,7 +1,8 @@
 """Run directories under ``results/runs/<run_id>/`` and collecting their records.
 
 A finished run holds config.json, history.parquet, record.parquet (one row), model.pt
-(final state dict with masks; pruned weights exactly zero) and log.txt. A failed run holds
+(final state dict with masks, pruned weights exactly zero, and the weights stored at the
+epochs its method asked for, by epoch, for the runs that rewind to them) and log.txt. A failed run holds
 config.json and failed.json (the traceback). Either appears atomically: it is written into
 a temporary sibling and renamed into place. Consolidated tables are always rebuilt from
 the run directories.
@@ -124,12 +125,13 @@ class RunStore:
             shutil.rmtree(tmp, ignore_errors=True)
         return final
 
-    def write_run(self, spec: RunSpec, record: dict, history: list[dict], state_dict: dict, log: str) -> Path:
+    def write_run(self, spec: RunSpec, record: dict, history: list[dict], state_dict: dict, log: str,
+                  stored: dict[int, dict] | None = None) -> Path:
         import torch  # here, so that reading records never imports torch
 
         def write(tmp: Path):
             pd.DataFrame(history).to_parquet(tmp / HISTORY)
-            torch.save({"state_dict": state_dict}, tmp / MODEL)
+            torch.save({"state_dict": state_dict, "stored": stored or {}}, tmp / MODEL)
             (tmp / LOG).write_text(log)
             pd.DataFrame([record]).to_parquet(tmp / RECORD)
         return self._publish(spec, write)
@@ -141,12 +143,15 @@ class RunStore:
                                                  indent=2))
         return self._publish(spec, write)
 
-    def load_parent(self, run_id: str) -> tuple[dict, dict]:
-        """(state dict, record) of a finished run."""
+    def load_parent(self, run_id: str):
+        """The finished run ``run_id`` as a ``bench.train.Parent``: its weights, record and
+        stored weights."""
         import torch
 
-        state = torch.load(self.run_dir(run_id) / MODEL, map_location="cpu", weights_only=True)["state_dict"]
-        return state, self.read_record(run_id)
+        from .train import Parent
+
+        saved = torch.load(self.run_dir(run_id) / MODEL, map_location="cpu", weights_only=True)
+        return Parent(saved["state_dict"], self.read_record(run_id), saved.get("stored", {}))
 
     def discard_corrupt(self, run_id: str) -> str | None:
         """If the finished run's record does not read (truncated, corrupt), move the run

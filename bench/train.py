@@ -41,7 +41,8 @@ from torch import nn
 
 from methods import METHODS
 from methods.core.base import Method, Phase
-from methods.core.masks import PruneEvent, mask_of
+from methods.core.dynamics import MaskDynamics
+from methods.core.masks import PruneEvent, apply_masks, mask_of
 from methods.core.schedules import Schedule
 from models import build_model
 
@@ -50,6 +51,7 @@ from .metrics import capture_weights, collapsed_layers, pruning_stability, spars
 from .runspec import SCHEMA_VERSION, RunSpec
 
 EVAL_BATCH = 1024
+REINIT_SEED = 1_000_003  # offset of the seed of a reinitialisation's fresh weights from the run's
 
 
 @dataclass
@@ -57,6 +59,7 @@ class RunResult:
     record: dict
     history: list[dict]
     state_dict: dict
+    stored: dict[int, dict] = field(default_factory=dict)  # weights by epoch, for runs that rewind to them
 
 
 @dataclass
@@ -88,8 +91,19 @@ class Progress:
 
 
 @dataclass
+class Parent:
+    """The dense run a pruned run starts from: its final weights, its record and the weights
+    it stored at the epochs its method asked for (``Method.stored_epochs``), by epoch."""
+
+    state_dict: dict
+    record: dict
+    stored: dict[int, dict] = field(default_factory=dict)
+
+
+@dataclass
 class Run:
-    """A run under way: what it trains and where it stands."""
+    """A run under way: what it trains and where it stands; ``stored`` holds the weights
+    kept at the method's ``stored_epochs`` so far."""
 
     spec: RunSpec
     data: Dataset
@@ -101,6 +115,9 @@ class Run:
     progress: Progress = field(default_factory=Progress)
     optimizer: torch.optim.Optimizer | None = None  # of the phase under way
     schedule: Schedule | None = None
+    parent: Parent | None = None
+    stored: dict[int, dict] = field(default_factory=dict)
+    dynamics: MaskDynamics | None = None
 
 
 @lru_cache(maxsize=1)
@@ -191,7 +208,7 @@ def train_epoch(run: Run, epoch: int) -> tuple[float, float, int]:
     return loss_sum.item() / seen, correct.item() / seen, seen
 
 
-def build_run(spec: RunSpec, data: Dataset, device: torch.device, parent: tuple[dict, dict] | None = None) -> Run:
+def build_run(spec: RunSpec, data: Dataset, device: torch.device, parent: Parent | None = None) -> Run:
     """The run before its first step: seeded, its method made, its model built, loaded from
     the parent's state dict and set up by the method."""
     training = spec.training
@@ -201,9 +218,11 @@ def build_run(spec: RunSpec, data: Dataset, device: torch.device, parent: tuple[
     scaler = torch.amp.GradScaler(device.type, enabled=training["amp"] and device.type == "cuda")
     model = build_model(training["model"], data.num_classes, data.in_channels).to(device)
     if parent is not None:
-        load_state(model, parent[0])
+        load_state(model, parent.state_dict)
     method.setup(model, math.ceil(data.train_size / training["batch_size"]))
-    return Run(spec, data, device, method, model, generator, scaler)
+    fraction = method.mask_dynamics()
+    dynamics = MaskDynamics(fraction) if fraction is not None else None
+    return Run(spec, data, device, method, model, generator, scaler, parent=parent, dynamics=dynamics)
 
 
 def save_checkpoint(path: Path, run: Run) -> None:
@@ -214,7 +233,8 @@ def save_checkpoint(path: Path, run: Run) -> None:
     torch.save({"run_id": run.spec.run_id, "model": run.model.state_dict(), "method": run.method.state_dict(),
                 "optimizer": run.optimizer.state_dict(), "scaler": run.scaler.state_dict(),
                 "generator": run.generator.get_state(), "rng": torch.get_rng_state(),
-                "progress": asdict(run.progress)}, tmp)
+                "progress": asdict(run.progress), "stored": run.stored,
+                "dynamics": run.dynamics.state_dict() if run.dynamics else None}, tmp)
     os.replace(tmp, path)
 
 
@@ -245,6 +265,9 @@ def resume(run: Run, saved: dict) -> None:
     torch.set_rng_state(saved["rng"])
     run.scaler.load_state_dict(saved["scaler"])
     run.progress = Progress.from_plain(saved["progress"])
+    run.stored = saved["stored"]
+    if run.dynamics is not None:
+        run.dynamics.load_state_dict(saved["dynamics"])
 
 
 def note_collapsed(run: Run, phase: Phase, weights: dict) -> None:
@@ -278,9 +301,47 @@ def prune(run: Run, phase: Phase) -> PruneEvent:
                    train_accuracy=timed_train_accuracy(run, phase))
 
 
+def weights_now(model: nn.Module) -> dict:
+    """A copy of the model's state dict on the CPU."""
+    return {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
+
+
+@torch.no_grad()
+def start_from(run: Run, weights: dict) -> None:
+    """Put ``weights`` (a state dict without masks) into the model, keep its masks and zero
+    the weights they prune."""
+    masks = {key: value for key, value in run.model.state_dict().items() if key.endswith("weight_mask")}
+    run.model.load_state_dict({**weights, **masks})
+    apply_masks(run.model)
+
+
+def fresh_weights(run: Run) -> dict:
+    """A new random initialisation W'_0 of the run's model, drawn from a stream of its own
+    (seeded by the run's seed), so the run's own random stream is left as it was."""
+    training, data = run.spec.training, run.data
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(REINIT_SEED + run.spec.seed)
+        return build_model(training["model"], data.num_classes, data.in_channels).state_dict()
+
+
+def rewind(run: Run, phase: Phase, log) -> None:
+    """The phase's start after its pruning step: the parent's weights stored at epoch
+    ``rewinds_to``, or fresh ones for a phase that ``reinitialises``."""
+    if phase.reinitialises:
+        start_from(run, fresh_weights(run))
+        log(f"{phase.name}: reinitialised")
+    elif phase.rewinds_to is not None:
+        stored = run.parent.stored if run.parent is not None else {}
+        if phase.rewinds_to not in stored:
+            raise RuntimeError(f"{phase.name} rewinds to epoch {phase.rewinds_to}, but the parent stored the weights "
+                               f"of epochs {sorted(stored)} only")
+        start_from(run, stored[phase.rewinds_to])
+        log(f"{phase.name}: weights rewound to epoch {phase.rewinds_to} of the dense run")
+
+
 def enter_phase(run: Run, phase: Phase, log) -> None:
     """Open ``phase``: its pruning step with the test accuracy around it (unless the run
-    resumes inside the phase), the method's ``enter``, the schedule and a fresh optimizer,
+    resumes inside the phase), then the weights it ``rewind``s to, the method's ``enter``, the schedule and a fresh optimizer,
     unless the phase keeps the one of the phase before (a resumed run has none yet: its
     state is loaded into a fresh one)."""
     method, model, progress = run.method, run.model, run.progress
@@ -295,6 +356,9 @@ def enter_phase(run: Run, phase: Phase, log) -> None:
                                                   for split in ("test", "val"))
         note_collapsed(run, phase, weights)
         log(f"{phase.name}: pruned to {phase.sparsity}, test accuracy {progress.before:.4f} -> {progress.after:.4f}")
+        rewind(run, phase, log)
+    if run.dynamics is not None and progress.epoch == 0:
+        run.dynamics.start(model)
     run.schedule = phase.schedule(progress.event if phase.prunes else None)
     if not (phase.keeps_optimizer and run.optimizer is not None):
         run.optimizer = make_optimizer(method, model)
@@ -317,10 +381,26 @@ def run_epoch(run: Run, phase: Phase, epoch: int, log) -> None:
     note_collapsed(run, phase, weights)
     progress.history.append({"phase": phase.name, "epoch": progress.epochs_done, "lr": run.schedule(epoch),
                              "train_loss": loss, "train_accuracy": accuracy, "val_accuracy": val,
-                             "seconds": progress.train_seconds})
+                             "seconds": progress.train_seconds,
+                             **(run.dynamics.measure(run.model) if run.dynamics is not None else {}),
+                             **(phase_end(run) if epoch + 1 == phase.epochs else {})})
     log(f"{phase.name} epoch {epoch + 1}/{phase.epochs}: loss {loss:.4f} train {accuracy:.4f} val {val:.4f}")
     if not math.isfinite(loss):
         progress.status = "diverged"
+
+
+def phase_end(run: Run) -> dict:
+    """What the history keeps of the model at the end of a phase (of every iteration of an
+    iterative method): its test accuracy and sparsity report."""
+    example = next(run.data.eval_batches("test", 1, run.device))[0]
+    return {"test_accuracy": evaluate(run.method, run.model, run.data, "test", run.device),
+            **sparsity_report(run.model, example, structured=run.method.structured)}
+
+
+def store_weights(run: Run) -> None:
+    """Keep the weights now if the method stores those of this epoch (0: before training)."""
+    if run.progress.epochs_done in run.method.stored_epochs():
+        run.stored[run.progress.epochs_done] = weights_now(run.model)
 
 
 def run_phases(run: Run, log, checkpoint: Path | None, optimizer_state: dict | None = None) -> None:
@@ -333,8 +413,11 @@ def run_phases(run: Run, log, checkpoint: Path | None, optimizer_state: dict | N
         if optimizer_state is not None:
             run.optimizer.load_state_dict(optimizer_state)
             optimizer_state = None
+        if run.progress.epochs_done == 0:
+            store_weights(run)
         for epoch in range(run.progress.epoch, phase.epochs):
             run_epoch(run, phase, epoch, log)
+            store_weights(run)
             if run.progress.status == "diverged":
                 return
             if checkpoint is not None:
@@ -374,11 +457,12 @@ def make_record(run: Run, parent_record: dict, test: float, val: float, started:
         "val_accuracy_after_prune": val_after,
         "accuracy_after_retrain": test,
         "pruning_stability": pruning_stability(before, after),
-        **sparsity_report(run.model, example, structured=spec.hp.get("structure") is not None),
+        **sparsity_report(run.model, example, structured=method.structured),
         "collapsed_layers": ";".join(collapsed),
         "n_collapsed_layers": len(collapsed),
         "collapsed_at": ";".join(f"{name}@{progress.emptied.get(name, 'end')}" for name in collapsed),
         "epochs": parent_record.get("epochs", 0) + progress.epochs_done,
+        "own_epochs": progress.epochs_done,
         "training_epochs": training["epochs"],
         "train_seconds": parent_record.get("train_seconds", 0.0) + progress.train_seconds,
         "own_train_seconds": progress.train_seconds,
@@ -391,9 +475,9 @@ def make_record(run: Run, parent_record: dict, test: float, val: float, started:
     }
 
 
-def train_run(spec: RunSpec, data_root: str | Path, parent: tuple[dict, dict] | None = None,
+def train_run(spec: RunSpec, data_root: str | Path, parent: Parent | None = None,
               log=print, checkpoint: Path | None = None) -> RunResult:
-    """Execute one run; ``parent`` is (state dict, record) of the dense run it starts from;
+    """Execute one run; ``parent`` is the dense run it starts from;
     ``checkpoint`` is where the run saves its progress every epoch and resumes from."""
     started = time.perf_counter()
     training = spec.training
@@ -406,6 +490,6 @@ def train_run(spec: RunSpec, data_root: str | Path, parent: tuple[dict, dict] | 
         log(f"resumed from {checkpoint}: phase {run.progress.phase}, epoch {run.progress.epoch}")
     run_phases(run, log, checkpoint, saved["optimizer"] if saved else None)
     test, val = (evaluate(run.method, run.model, data, split, run.device) for split in ("test", "val"))
-    record = make_record(run, parent[1] if parent is not None else {}, test, val, started)
+    record = make_record(run, parent.record if parent is not None else {}, test, val, started)
     state = {key: value.detach().cpu() for key, value in run.model.state_dict().items()}
-    return RunResult(record, run.progress.history, state)
+    return RunResult(record, run.progress.history, state, run.stored)

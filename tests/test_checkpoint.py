@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.train import build_run, cached_dataset, enter_phase, train_epoch, train_run
+from bench.train import Parent, build_run, cached_dataset, enter_phase, train_epoch, train_run
 from methods import METHODS
 
 from conftest import tiny_spec
@@ -63,6 +63,7 @@ RESUMED = [
     ("str", {"s_init": -3.0, "finetune_fraction": 0.5}, [2, 6]),  # thresholds, then after the final prune
     ("cs", {"finetune_fraction": 0.5}, [3]),                      # its temperature
     ("dst", {"finetune_fraction": 0.5}, [6]),                     # after the final prune
+    ("rewinding", {"technique": "lrr", "retrain_epochs": 1, "prune_fraction": 0.5, "mask_dynamics": True}, [3, 6]),
 ]
 
 
@@ -76,7 +77,7 @@ def test_interrupted_runs_resume_to_the_same_record(data_root, tmp_path, method,
     parent = None
     if METHODS[method].prunes_after_training:
         dense = train_run(tiny_spec("dense", epochs=1), data_root, log=quiet)
-        parent = (dense.state_dict, dense.record)
+        parent = Parent(dense.state_dict, dense.record, dense.stored)
     reference = train_run(spec, data_root, parent, log=quiet)
     checkpoint = tmp_path / "run.pt"
     for stop in stops:

@@ -11,8 +11,11 @@ from schema import REQUIRED
 GOAL = 0.9
 
 
-def smallest_allowed(param) -> int | float:
-    """A value for a required hyperparameter: the smallest its bounds allow (1 for counts)."""
+def smallest_allowed(param) -> int | float | str:
+    """A value for a required hyperparameter: its first choice, or the smallest its bounds
+    allow (1 for counts)."""
+    if param.choices is not None:
+        return param.known()[0]
     if param.at_least is not None:
         return param.at_least
     return (param.above or 0) + 1

@@ -50,6 +50,9 @@ class Phase:
     that ``measures_train_accuracy`` has the loop evaluate the training split right after
     its pruning step, and before the run's first pruning step (the dense model), each pass
     counted as training time when the phase is timed; the event carries both accuracies.
+    A phase that ``rewinds_to`` epoch g starts, after its pruning step, from the weights the
+    dense parent stored at its epoch g (``Method.stored_epochs``); one that ``reinitialises``
+    from freshly initialised weights; both keep the masks.
     """
 
     name: str
@@ -60,6 +63,8 @@ class Phase:
     timed: bool = True
     keeps_optimizer: bool = False
     measures_train_accuracy: bool = False
+    rewinds_to: int | None = None
+    reinitialises: bool = False
 
 
 class Method:
@@ -104,6 +109,21 @@ class Method:
     def setup(self, model: nn.Module, steps_per_epoch: int) -> None:
         pass
 
+    @property
+    def structured(self) -> bool:
+        """Does it prune whole units (filters, nodes)? Then its FLOPs count the inputs that
+        pruned units leave dead in the next layer (``bench.metrics.flops``)."""
+        return self.hp.get("structure") is not None
+
+    def stored_epochs(self) -> list[int]:
+        """The epochs after which the run stores its weights, for runs that rewind to them
+        (epoch 0: the initial weights)."""
+        return []
+
+    def rewind_epochs(self) -> set[int]:
+        """The epochs of its dense parent whose stored weights the run rewinds to."""
+        return {phase.rewinds_to for phase in self.phases() if phase.rewinds_to is not None}
+
     def optimizer_groups(self, model: nn.Module) -> list[dict]:
         """Parameter groups of the optimizer; groups may override lr-independent settings
         such as weight_decay."""
@@ -127,6 +147,11 @@ class Method:
 
     def end_epoch(self, model: nn.Module, epoch: int) -> None:
         pass
+
+    def mask_dynamics(self) -> float | None:
+        """The pruning fraction p whose mask dynamics the loop records in the history after
+        every epoch (``methods.core.dynamics``); None: none recorded."""
+        return None
 
     def state_dict(self) -> dict:
         """What the method keeps between steps; empty for a method that keeps nothing."""

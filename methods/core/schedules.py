@@ -40,6 +40,15 @@ def with_warmup(schedule: Schedule, warmup_epochs: float) -> Schedule:
     return lambda t: schedule(t) * min(1.0, t / warmup_epochs)
 
 
+def train_from(training: Schedule, start: float, epochs: int, steps_per_epoch: int) -> Schedule:
+    """The training schedule S from epoch ``start`` on, S[g > T] = S[T]: t epochs into the
+    retraining run at S(start + t), past the T = ``epochs`` of training at the LR of its last
+    iteration (Renda et al. 2020, section 2.3: TRAIN^t(W, m, g) trains "according to the
+    original learning rate schedule S, starting from epoch g")."""
+    last = (epochs * steps_per_epoch - 1) / steps_per_epoch
+    return lambda t: training(min(start + t, last))
+
+
 def cyclic_linear(lr: float, epochs: float, restarts) -> Schedule:
     """Linear decay from lr towards zero, restarted at each of ``restarts`` (those in (0,
     epochs)): with a < b consecutive among 0, the restarts and ``epochs``, t in [a, b) runs

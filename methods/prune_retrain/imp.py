@@ -61,14 +61,14 @@ class PruneRetrainCycles(Method):
         each takes to reach the goal s: ceil(log(1 - s) / log(1 - p))."""
         fraction = self.hp.get("prune_fraction")
         if fraction is None:
-            return self.hp["cycles"]
+            return self.hp.get("cycles", 1)
         return max(1, math.ceil(math.log(1 - self.goal_sparsity) / math.log(1 - fraction) - 1e-9))
 
     def cycle_sparsity(self, cycle: int) -> float:
         """The sparsity after cycle j: 1 - (1 - s)^(j/J), or 1 - (1 - p)^j up to the goal."""
         fraction = self.hp.get("prune_fraction")
         if fraction is None:
-            return 1 - (1 - self.goal_sparsity) ** (cycle / self.hp["cycles"])
+            return 1 - (1 - self.goal_sparsity) ** (cycle / self.n_cycles())
         return self.goal_sparsity if cycle >= self.n_cycles() else min(self.goal_sparsity, 1 - (1 - fraction) ** cycle)
 
     def prune(self, model, sparsity: float) -> PruneEvent:
