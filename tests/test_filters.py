@@ -48,17 +48,17 @@ def test_half_of_every_conv_goes_by_l2_norm_and_the_linear_head_keeps_every_weig
 
 def test_l1_norm_ranks_the_filters_otherwise():
     net = two_convs()
-    prune_units(filter_layers(net), [0.5, 0.5], norm=1)
+    prune_units(filter_layers(net), [2, 1], norm=1)
     apply_masks(net)
     # conv1: smallest L1 are f3 (1) and f0 (3); conv2: r1 (3 < 4)
     assert pruned_filters(net[0]) == [0, 3] and pruned_filters(net[2]) == [1]
 
 
-def test_each_layer_takes_its_own_rate():
+def test_each_layer_takes_its_own_count():
     net = two_convs()
-    prune_units(filter_layers(net), [0.75, 0.0], norm=2)
+    prune_units(filter_layers(net), [3, 0], norm=2)
     apply_masks(net)
-    # conv1: round(0.75 * 4) = 3 -> f3, f2, f1 (2.83 < 3); conv2: none
+    # conv1: 3 -> f3, f2, f1 (2.83 < 3); conv2: none
     assert pruned_filters(net[0]) == [1, 2, 3] and pruned_filters(net[2]) == []
 
 

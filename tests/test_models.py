@@ -27,8 +27,9 @@ def test_forward_shape(name, num_classes, in_channels, input_shape):
         assert model(torch.randn(input_shape)).shape == (input_shape[0], num_classes)
 
 
-def test_resnet50_builds_offline_and_takes_other_channel_counts():
-    model = build_model("resnet50", 10, 1).eval()
+@pytest.mark.parametrize("name", ["resnet34", "resnet50"])
+def test_imagenet_resnets_build_offline_and_take_other_channel_counts(name):
+    model = build_model(name, 10, 1).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 1, 64, 64)).shape == (1, 10)
 
@@ -38,6 +39,7 @@ def test_resnet50_builds_offline_and_takes_other_channel_counts():
     ("resnet56", 10, 0.85),
     ("resnet110", 10, 1.7),
     ("resnet18", 10, 11.17),  # the CIFAR ResNet-18: 11,173,962
+    ("resnet34", 1000, 21.8),
     ("resnet50", 1000, 25.6),
     ("wrn28x10", 10, 36.5),
 ])
@@ -54,7 +56,7 @@ def test_resnet1d_has_enough_weights_to_survive_extreme_sparsity():
 
 def test_every_model_is_registered():
     assert set(MODELS) == {"resnet1d", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
-                           "resnet18", "wrn28x10", "vgg16", "vgg1d", "resnet50"}
+                           "resnet18", "wrn28x10", "vgg16", "vgg1d", "resnet34", "resnet50"}
 
 
 def test_unknown_model_suggests_the_closest_name():

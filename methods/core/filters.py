@@ -6,10 +6,11 @@ slice of the existing ``weight_mask`` to False, so ``apply_masks``, checkpoints 
 metrics see an ordinary mask. A unit is pruned when its mask slice holds no True entry;
 pruned units rank below every remaining one, so they stay pruned over iterative cycles.
 
-``prune_units`` takes a rate per layer and a norm p in {1, 2} (Li et al. 2016 use L1 and
-per-layer rates); ``filter_prune`` is Love Retraining's filter pruning (appendix B.1: "a
-uniform selection of filters by their L2-norm", after Li et al. 2016): every convolution,
-shortcut convolutions included, ends a step with round(s * its filters) filters pruned.
+``prune_units`` takes a count per layer and a norm p in {1, 2} (Li et al. 2017 use L1 and
+per-layer rates: ``methods.core.li_rates``); ``filter_prune`` is Love Retraining's filter
+pruning (appendix B.1: "a uniform selection of filters by their L2-norm", after Li et al.
+2016): every convolution, shortcut convolutions included, ends a step with round(s * its
+filters) filters pruned.
 
 Where the paper is silent: the authors' published code (ZIB-IOL/BIMP) has no filter
 pruning, only ``prune.global_unstructured`` (strategies/scratchStrategies.py,
@@ -47,6 +48,11 @@ def filter_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in prunable_modules(model) if isinstance(m, CONVOLUTIONS)]
 
 
+def remaining_units(module: nn.Module) -> int:
+    """How many output units still hold a True mask entry."""
+    return int(mask_of(module).flatten(1).any(dim=1).sum())
+
+
 def unit_norms(module: nn.Module, norm: int) -> torch.Tensor:
     """The Lp norm of each output unit's remaining weights; -1 for a pruned unit."""
     mask = mask_of(module).flatten(1)
@@ -55,13 +61,13 @@ def unit_norms(module: nn.Module, norm: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def prune_units(layers: Sequence[nn.Module], rates: Sequence[float], norm: int) -> None:
-    """Mask round(rate * units) output units in each layer, its own rate: those of the smallest
-    Lp norm, the units pruned before first."""
+def prune_units(layers: Sequence[nn.Module], counts: Sequence[int], norm: int) -> None:
+    """Mask output units in each layer until its own count of them is pruned in all: those of
+    the smallest Lp norm, the units pruned before first."""
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; known: {', '.join(map(str, NORMS))}")
-    for module, rate in zip(layers, rates, strict=True):
-        keep = keep_largest(unit_norms(module, norm), round(rate * module.weight.shape[0]))
+    for module, count in zip(layers, counts, strict=True):
+        keep = keep_largest(unit_norms(module, norm), count)
         mask = mask_of(module)
         mask.logical_and_(keep.view(-1, *[1] * (mask.dim() - 1)))
 
@@ -71,6 +77,6 @@ def filter_prune(model: nn.Module, sparsity: float, norm: int = 2, over: str = "
     """Uniform filter pruning: every convolution ends with round(sparsity * filters) filters
     pruned, those of the smallest Lp norm; d1 as ``measured`` says."""
     layers = filter_layers(model)
-    return measured(model, sparsity, lambda: prune_units(layers, [sparsity] * len(layers), norm), over,
-                    nominal_fraction)
+    counts = [round(sparsity * m.weight.shape[0]) for m in layers]
+    return measured(model, sparsity, lambda: prune_units(layers, counts, norm), over, nominal_fraction)
 

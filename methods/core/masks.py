@@ -259,15 +259,18 @@ def remaining_weights(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def measured(model: nn.Module, sparsity: float, step: Callable[[], None], over: str = "prunable",
+def measured(model: nn.Module, sparsity: float | None, step: Callable[[], None], over: str = "prunable",
              nominal_fraction: float | None = None) -> PruneEvent:
     """The PruneEvent of a pruning ``step()`` (which sets masks) followed by ``apply_masks``:
+    ``sparsity`` is the one asked for, or where None, the prunable weights' that the step left;
     ``fraction`` is the share of the remaining prunable weights it removed; d1 is taken over
     the ``parameter_vector`` ``over`` with s = ``nominal_fraction``, or that share where none
     is given."""
     before, remaining_before = parameter_vector(model, over), remaining_weights(model)
     step()
     apply_masks(model)
+    if sparsity is None:
+        sparsity = 1 - remaining_weights(model) / prunable_count(model)
     fraction = 1 - remaining_weights(model) / remaining_before if remaining_before else 0.0
     s = fraction if nominal_fraction is None else nominal_fraction
     return PruneEvent(sparsity, fraction, relative_change(before, parameter_vector(model, over), s))
