@@ -64,6 +64,7 @@ RESUMED = [
     ("cs", {"finetune_fraction": 0.5}, [3]),                      # its temperature
     ("dst", {"finetune_fraction": 0.5}, [6]),                     # after the final prune
     ("rewinding", {"technique": "lrr", "retrain_epochs": 1, "prune_fraction": 0.5, "mask_dynamics": True}, [3, 6]),
+    ("rewinding-filters", {"technique": "reinit", "retrain_epochs": 1, "filter_rates": "resnet1d-b"}, [4]),
 ]
 
 

@@ -203,3 +203,21 @@ def test_an_iterative_run_records_every_iteration_and_its_mask_dynamics(data_roo
     assert all(0 <= row["mask_change"] <= 1 for row in result.history)
     assert result.record["own_epochs"] == 3
 
+
+
+def test_structured_rewinding_prunes_li_filters_then_rewinds(data_root, dense):
+    spec = tiny_spec("rewinding-filters", {"technique": "wr", "retrain_epochs": 2, "filter_rates": "resnet1d-b",
+                                           "rate_level": 2}, None, **TRAINING)
+    data = cached_dataset("mnist1d", str(data_root), 0.1, 0)
+    run = build_run(spec, data, torch.device("cpu"), Parent(dense.state_dict, dense.record, dense.stored))
+    phase = run.method.phases()[0]
+    enter_phase(run, phase, quiet)
+    assert phase.epochs == 2
+    assert_starts_from(run.model, dense.stored[T - 2])
+    pruned = [int((~mask.flatten(1).any(1)).sum()) for mask in
+              (run.model.stages[b].conv1.weight_mask for b in range(3))]
+    assert pruned == [27, 32, 24]  # 1 - (1 - d)^2 of 32/64/128 filters, rounded as li_rates says
+    with pytest.raises(ConfigError) as error:
+        make_method("rewinding-filters", {"technique": "ft", "retrain_epochs": 1, "filter_rates": "resnet56-b"},
+                    None, **TRAINING).phases()
+    assert error.value.key == "filter_rates"

@@ -63,14 +63,14 @@ class LiVariant:
         return rates
 
 
-VARIANTS = {
+VARIANTS = {  # our CPU analogue first: the default of tests that run every method
+    "resnet1d-b": LiVariant("resnet1d", (1, 1, 1), (0.6, 0.3, 0.1)),
     "resnet56-a": LiVariant("resnet56", (9, 9, 9), (0.1, 0.1, 0.1), skipped=(16, 20, 38, 54)),
     "resnet56-b": LiVariant("resnet56", (9, 9, 9), (0.6, 0.3, 0.1), skipped=(16, 18, 20, 34, 38, 54)),
     "resnet110-a": LiVariant("resnet110", (18, 18, 18), (0.5,), skipped=(36,)),
     "resnet110-b": LiVariant("resnet110", (18, 18, 18), (0.5, 0.4, 0.3), skipped=(36, 38, 74)),
     "resnet34-a": LiVariant("resnet34", (3, 4, 6, 3), (0.3, 0.3, 0.3), skipped=(2, 8, 14, 16, 26)),
     "resnet34-b": LiVariant("resnet34", (3, 4, 6, 3), (0.5, 0.6, 0.4), skipped=(2, 8, 14, 16, 26)),
-    "resnet1d-b": LiVariant("resnet1d", (1, 1, 1), (0.6, 0.3, 0.1)),
 }
 FILTER_RATES = Param(None, "Li et al. (2017)'s hand-chosen per-layer rates of L1 filter pruning (Renda et al. "
                      "2020, section 2.2), by variant; resnet1d-b is our analogue of resnet56-b for the 1-d ResNet",

@@ -34,12 +34,15 @@ retraining here starts a fresh optimizer (no momentum), as IMP does: the dense r
 store optimizer states.
 """
 
+from dataclasses import replace
+
 import torch
 
 from methods import register
-from schema import ConfigError, Param
+from schema import REQUIRED, ConfigError, Param
 
 from methods.core.base import Phase
+from methods.core.li_rates import FILTER_RATES, VARIANTS, li_filter_prune
 from methods.core.masks import magnitude_prune
 from methods.core.schedules import train_from
 from methods.prune_retrain.imp import PruneRetrainCycles
@@ -142,3 +145,41 @@ class Rewinding(RetrainingTechnique):
 
     def mask_dynamics(self) -> float | None:
         return self.hp["prune_fraction"] if self.hp["mask_dynamics"] else None
+
+
+@register
+class RewindingFilters(RetrainingTechnique):
+    """One-shot structured pruning of convolutional filters by their L1 norm with Li et al.'s
+    (2017) per-layer rates at level k (``methods.core.li_rates``), retrained by a technique of
+    Renda et al. (module docstring, section 2.2); its sparsity follows from the rates."""
+
+    name = "rewinding-filters"
+    paper = "Renda, Frankle & Carbin (2020), section 2.2 and appendix E; rates of Li et al. (2017)"
+    prunes_after_training = True
+    takes_goal = False
+    params = {
+        **RetrainingTechnique.params,
+        "filter_rates": replace(FILTER_RATES, default=REQUIRED),
+        "rate_level": Param(1, "k: each layer's density raised to the power k (footnote 6)", "k", type=int,
+                            above=0, at_most=9),
+    }
+
+    @property
+    def structured(self) -> bool:
+        return True
+
+    def n_cycles(self) -> int:
+        return 1
+
+    def check_technique(self) -> None:
+        super().check_technique()
+        variant = VARIANTS[self.hp["filter_rates"]]
+        if variant.model != self.training["model"]:
+            raise ConfigError(f"the rates {self.hp['filter_rates']!r} are for {variant.model}, not for "
+                              f"{self.training['model']}", key="filter_rates")
+
+    def cycle_sparsity(self, cycle: int) -> None:
+        return None
+
+    def prune(self, model, sparsity: None):
+        return li_filter_prune(model, self.hp["filter_rates"], self.hp["rate_level"])
