@@ -330,6 +330,10 @@ def expand_row(manifest: Manifest, row: Row, check: Checker, key: str, points: l
             if method.prunes_after_training:
                 check_parent(planned, dense_parent(row.dense, 0, training), point, check, key)
             for seed in manifest.seeds:
+                if method.name == "dense":  # the very run the pruned rows start from
+                    own = {name: value for name, value in hp.items() if value is not None}
+                    specs.append(replace(dense_parent({**row.dense, **own}, seed, training), label=row.label))
+                    continue
                 parent = dense_parent(row.dense, seed, training) if method.prunes_after_training else None
                 specs.append(RunSpec(row.method, seed, training, hp, goal, parent, row.label, method.revision))
     return specs
@@ -618,7 +622,7 @@ def validate_row(raw: dict, check: Checker, key: str, shared: dict, dense: dict)
         check.fail(f"{key}.search", f"method {row['method']!r} is given its sparsity; only a method that learns it "
                                     "from a hyperparameter (sparsity_control) can be searched")
     parents = dense_settings({**dense, **row["dense"]}, check, f"{key}.dense")
-    if parents and not method.prunes_after_training:
+    if row["dense"] and not (method.prunes_after_training or method.name == "dense"):
         check.fail(f"{key}.dense", f"method {row['method']!r} starts from no dense run")
     return Row(row["label"], row["method"], params, grids, row["constraint"], parents, rounds, row["diagnostic"])
 

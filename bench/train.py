@@ -6,12 +6,16 @@ from a checkpoint if there is one, ``run_phases`` (each phase opens in ``enter_p
 perhaps with a pruning step, ``prune``, around which test accuracy is measured, and train
 accuracy too where the phase asks for it, at the cost of training time; it trains epoch
 by epoch in ``run_epoch``), a last evaluation and ``make_record``. It returns the record, the
-per-epoch history and the final state dict. A loss that becomes NaN or infinite stops the
-run and marks it ``diverged``.
+per-epoch history, the final state dict and the weights stored at the epochs the method
+asks for (``store_weights``: the rewind points of a dense run). A phase may start, after its
+pruning step, from such stored weights of the parent or from fresh ones (``rewind``). The
+last history row of every phase has the model's test accuracy and sparsity report
+(``phase_end``); a method with ``mask_dynamics`` has AIMP's indicators in every row. A loss
+that becomes NaN or infinite stops the run and marks it ``diverged``.
 
 Given a checkpoint path, the run writes a checkpoint at the end of every epoch: its run id,
 the model's state dict, the method's ``state_dict()``, the optimizer, scaler, generator and
-RNG states and its ``Progress``, all tensors and plain values, read back with
+RNG states, its ``Progress``, the weights stored so far and the mask dynamics' last mask, all tensors and plain values, read back with
 ``weights_only=True``. A preempted run resumes from it and ends with the record and weights
 it would have had; a checkpoint of another run, or one that does not read, is passed over
 and the run starts afresh.

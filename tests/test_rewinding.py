@@ -221,3 +221,27 @@ def test_structured_rewinding_prunes_li_filters_then_rewinds(data_root, dense):
         make_method("rewinding-filters", {"technique": "ft", "retrain_epochs": 1, "filter_rates": "resnet56-b"},
                     None, **TRAINING).phases()
     assert error.value.key == "filter_rates"
+
+
+def test_a_manifest_rewinds_only_to_the_epochs_its_dense_runs_store(write_manifest):
+    from bench.manifest import load
+
+    def edit(data, t=(1, "50%"), row_dense=None):
+        data["dense"] = {"rewind_points": ["50%"]}  # of T = 2 epochs: epoch 1
+        row = {"label": "WR", "method": "rewinding", "params": {"technique": "wr"}, "grid": {"retrain_epochs": list(t)}}
+        if row_dense:
+            row["dense"] = row_dense
+        data["rows"].append(row)
+
+    specs = load(str(write_manifest(edit)), "base").expand()
+    parents = {spec.parent.run_id for spec in specs if spec.parent is not None}
+    assert len(parents) == 1  # IMP and WR prune the same dense run, which stores epoch 1
+    assert {s.run_id for s in specs if s.label == "Dense"} == parents  # and it is the Dense row's
+    assert next(s for s in specs if s.parent).parent.hp == {"rewind_points": [1]}
+    assert {s.hp["retrain_epochs"] for s in specs if s.label == "WR"} == {1}
+    stopped = load(str(write_manifest(lambda d: edit(d, row_dense={"stop_epoch": 1}))), "base").expand()
+    assert {s.parent.hp.get("stop_epoch") for s in stopped if s.label == "WR"} == {1}
+    assert {s.parent.hp.get("stop_epoch") for s in stopped if s.label == "IMP"} == {None}
+    with pytest.raises(ConfigError) as error:
+        load(str(write_manifest(lambda d: edit(d, t=(2,)))), "base").expand()  # rewinds to epoch 0
+    assert error.value.key.endswith("dense.rewind_points") and "[0]" in error.value.message
