@@ -47,6 +47,7 @@ def synthetic_record(spec: RunSpec, rng: random.Random) -> dict:
         "n_collapsed_layers": 0,
         "collapsed_at": "",
         "epochs": spec.training["epochs"],
+        "own_epochs": spec.training["epochs"] if dense else 0,
         "training_epochs": spec.training["epochs"],
         "train_seconds": seconds,
         "own_train_seconds": seconds,
