@@ -97,8 +97,8 @@ def render_rewinding(records: pd.DataFrame, *, epochs: int, out_dir: Path, title
     points.assign(best=[key in chosen for key in zip(*(points[key] for key in KEYS))]).to_csv(
         out_dir / "rewinding-points.csv", index=False)
     styles = {style["label"]: style for style in _styles(list(TECHNIQUES.values()))}
-    return [out_dir / "rewinding-points.csv", *draw_best(best, dense, styles, out_dir, title),
-            *draw_curves(points, dense, styles, epochs, out_dir, title)]
+    return [out_dir / "rewinding-points.csv", *_save(best_figure(best, dense, styles, title), out_dir, "rewinding-best"),
+            *_save(curves_figure(points, dense, styles, epochs, title), out_dir, "rewinding-curves")]
 
 
 def draw_band(ax, x, line: pd.DataFrame, style: dict) -> None:
@@ -124,7 +124,7 @@ def figure(n_panels: int, columns: int) -> tuple[Figure, list]:
     return fig, list(axes)
 
 
-def draw_best(best: pd.DataFrame, dense: pd.DataFrame, styles: dict, out_dir: Path, title: str) -> list[Path]:
+def best_figure(best: pd.DataFrame, dense: pd.DataFrame, styles: dict, title: str) -> Figure:
     """(a): one panel per granularity, accuracy against compression ratio (log scale)."""
     panels = [g for g in GRANULARITIES if g in set(best["granularity"])]
     fig, axes = figure(len(panels), 3)
@@ -140,7 +140,7 @@ def draw_best(best: pd.DataFrame, dense: pd.DataFrame, styles: dict, out_dir: Pa
         ax.set_ylabel("Test accuracy (%)")
         ax.legend(fontsize="small")
     fig.suptitle(title)
-    return _save(fig, out_dir, "rewinding-best")
+    return fig
 
 
 def level_title(granularity_name: str, level: float, compression: float) -> str:
@@ -148,8 +148,7 @@ def level_title(granularity_name: str, level: float, compression: float) -> str:
     return f"{granularity_name}, {where} ({compression:.1f}x)"
 
 
-def draw_curves(points: pd.DataFrame, dense: pd.DataFrame, styles: dict, epochs: int, out_dir: Path,
-                title: str) -> list[Path]:
+def curves_figure(points: pd.DataFrame, dense: pd.DataFrame, styles: dict, epochs: int, title: str) -> Figure:
     """(b): one panel per (granularity, level) with at least two retraining times, accuracy
     against t with the safe zone shaded."""
     curves = points.groupby(["granularity", "level"]).filter(lambda group: group[T_COLUMN].nunique() > 1)
@@ -168,4 +167,4 @@ def draw_curves(points: pd.DataFrame, dense: pd.DataFrame, styles: dict, epochs:
         ax.set_ylabel("Test accuracy (%)")
         ax.legend(fontsize="x-small")
     fig.suptitle(title)
-    return _save(fig, out_dir, "rewinding-curves")
+    return fig
