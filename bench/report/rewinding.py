@@ -62,7 +62,7 @@ def curve_points(records: pd.DataFrame) -> pd.DataFrame:
     ratio and sparsity, ``model`` and ``run_ids``."""
     pruned = records[records["method"] != "dense"]
     pruned = pruned.assign(granularity=granularity(pruned), technique=pruned["hp_technique"].map(TECHNIQUES),
-                           level=pruned["goal_sparsity"].fillna(pruned.get("hp_rate_level")))
+                           level=pruned["goal_sparsity"].fillna(pruned.get("hp_rate_level", np.nan)))
     groups = pruned.groupby(KEYS, sort=True)
     points = groups.agg(n_seeds=("seed", "size"), val_accuracy_mean=("val_accuracy", "mean"),
                         test_accuracy_median=("test_accuracy", "median"), test_accuracy_min=("test_accuracy", "min"),
