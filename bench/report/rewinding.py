@@ -22,6 +22,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from bench.report.figures import _save, _styles
 
@@ -135,6 +136,9 @@ def best_figure(best: pd.DataFrame, dense: pd.DataFrame, styles: dict, title: st
             draw_band(ax, line["compression_ratio"], line, styles[technique])
         draw_dense(ax, dense, at["model"].iloc[0])
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}x"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{panel}, best t by validation")
         ax.set_xlabel("Compression ratio")
         ax.set_ylabel("Test accuracy (%)")
