@@ -117,7 +117,7 @@ SEARCH = {
 }
 
 REPORT = {
-    "kind": Param("table", choices=("table", "stability", "envelope", "initial_budget", *NOTHING_TRAINED)),
+    "kind": Param("table", choices=("table", "stability", "envelope", "initial_budget", "rewinding", *NOTHING_TRAINED)),
     "columns": Param(list(REPORT_COLUMNS)),
     "time_column": Param("time", choices=("time", "throughput")),
     "select_by": Param("val_accuracy", choices=("val_accuracy", "val_accuracy_after_prune")),

@@ -4,7 +4,8 @@ Writes ``reports/<target>/<profile>/``, by the manifest's ``report.kind`` (``REN
 for a table, table.tex, standalone.tex and pareto.pdf/png (or, with ``split_by``, a table
 whose goal columns split by budget, with split-selection.csv); for the stability figure,
 stability.pdf/png; for the envelope over the retraining budget, envelope.pdf/png/csv; for
-IMP after a budgeted initial training, initial-budget.pdf/png/csv; for the retraining
+IMP after a budgeted initial training, initial-budget.pdf/png/csv; for Renda et al.'s
+rewinding figures, rewinding-best.pdf/png, rewinding-curves.pdf/png and rewinding-points.csv; for the retraining
 schedules, schedules.pdf/png/csv (drawn from the schedule code, from no runs). With the
 paper's numbers or claims, paper-vs-ours.tex/csv and claims.csv; always selection.csv (the
 run ids behind every cell) and failures.csv (runs of the grid that failed or are missing,
@@ -26,6 +27,7 @@ from . import render_pareto, render_stability, render_table, select_cells, write
 from .budget import envelope, envelope_by, render_envelope, with_budget
 from .initial_budget import at_largest_budget, deviation_from_full_budget, render_initial_budget
 from .split_table import render_split_table, select_split_cells
+from .rewinding import DENSE, per_iteration, render_rewinding
 from .paper import evaluate_claims, paper_vs_ours, reference_table, render_paper_vs_ours
 from .select import with_configs
 from .table import goal_header
@@ -90,6 +92,8 @@ def render_report(manifest: Manifest, runs: RunList, store: RunStore, reports: P
     if manifest.report["kind"] == "schedules":
         return render_schedule_figure(manifest, out)
     records, broken = labelled_records(runs, store)
+    if manifest.report["kind"] == "rewinding" and not records.empty:
+        records = rewinding_records(records, runs, store)
     # diagnostic rows only test beliefs; a row the profile leaves without runs is not shown
     expanded = {label for _, label in runs.runs}
     labels = [row.label for row in manifest.rows if not row.diagnostic and row.label in expanded]
@@ -170,6 +174,23 @@ def render_initial_budget_figure(manifest: Manifest, records: pd.DataFrame, cell
                           columns=manifest.report["panel_columns"], out_dir=out, title=title_of(manifest))
 
 
+def rewinding_records(records: pd.DataFrame, runs: RunList, store: RunStore) -> pd.DataFrame:
+    """Renda et al.'s figures: every iteration of an iterative run (from its history) and the
+    dense parents the runs start from, labelled "Dense" (without their hyperparameters: a
+    reference line, not a configuration)."""
+    parents, _ = store.collect(set(runs.needed) - {run_id for run_id, _ in runs.runs})
+    if not parents.empty:
+        parents = parents[parents["method"] == "dense"].assign(label=DENSE)
+        parents = parents.drop(columns=[column for column in parents if column.startswith("hp_")])
+    return pd.concat([per_iteration(records, store.read_history), parents], ignore_index=True)
+
+
+def render_rewinding_figures(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str],
+                             out: Path) -> None:
+    drawn = records[records["label"].isin([*labels, DENSE])]
+    render_rewinding(drawn, epochs=manifest.training["epochs"], out_dir=out, title=title_of(manifest))
+
+
 def render_split(manifest: Manifest, records: pd.DataFrame, labels: list[str], cells: pd.DataFrame,
                  out: Path) -> None:
     """The table whose goal columns split by ``report.split_by`` (its cells in
@@ -210,7 +231,7 @@ def render_comparison(manifest: Manifest, records: pd.DataFrame, cells: pd.DataF
 
 
 RENDERERS = {"table": render_tables, "stability": render_stability_figure, "envelope": render_envelope_figure,
-             "initial_budget": render_initial_budget_figure}
+             "initial_budget": render_initial_budget_figure, "rewinding": render_rewinding_figures}
 
 
 def render_schedule_figure(manifest: Manifest, out: Path) -> Path:
