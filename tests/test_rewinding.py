@@ -162,13 +162,18 @@ def test_the_dense_run_stores_its_weights_at_the_rewind_points(data_root, dense)
         assert torch.equal(dense.stored[2][key], value), key
 
 
-def test_gradient_clipping_bounds_the_norm():
+def test_gradient_clipping_bounds_the_norm_of_the_gradient_that_trains():
+    """Weights (2x3, the last column pruned) and bias (2) all have gradient 10: the gradient
+    that trains has 4 + 2 entries of 10, norm 10 sqrt(6), scaled to norm 1."""
     method = make_method("rewinding", {"technique": "lrr", "retrain_epochs": 2, "clip_grad_norm": 1.0}, 0.5,
                          **TRAINING)
     model = nn.Linear(3, 2)
+    model.register_buffer("weight_mask", torch.tensor([[True, True, False], [True, True, False]]))
     for p in model.parameters():
         p.grad = torch.full_like(p, 10.0)
     method.after_backward(model)
+    assert model.weight.grad[:, 2].eq(0).all()
+    assert model.bias.grad == pytest.approx(torch.full((2,), 1 / math.sqrt(6)))
     norm = torch.sqrt(sum((p.grad ** 2).sum() for p in model.parameters()))
     assert norm == pytest.approx(1.0, rel=1e-5)
 

@@ -43,7 +43,7 @@ from schema import REQUIRED, ConfigError, Param
 
 from methods.core.base import Phase
 from methods.core.li_rates import FILTER_RATES, VARIANTS, li_filter_prune
-from methods.core.masks import magnitude_prune
+from methods.core.masks import magnitude_prune, prunable_modules
 from methods.core.schedules import train_from
 from methods.prune_retrain.imp import PruneRetrainCycles
 
@@ -94,7 +94,16 @@ class RetrainingTechnique(PruneRetrainCycles):
                 for j in range(1, self.n_cycles() + 1)]
 
     def after_backward(self, model) -> None:
+        """AIMP's clipping of the gradient's norm, taken over the gradient that trains: the
+        pruned weights' entries zeroed first, since in AIMP "the gradient is not propagated
+        back to parameters having a corresponding 0 entry in the mask" (section III). (Our
+        masks apply after the step, so a pruned weight's gradient is there, and at high
+        sparsity it would dominate the norm and scale the rest down to nothing.)"""
         if self.hp["clip_grad_norm"] is not None:
+            for module in prunable_modules(model):
+                mask = getattr(module, "weight_mask", None)
+                if mask is not None and module.weight.grad is not None:
+                    module.weight.grad.mul_(mask)
             torch.nn.utils.clip_grad_norm_(model.parameters(), self.hp["clip_grad_norm"])
 
 
