@@ -70,10 +70,12 @@ def median_cells(records: pd.DataFrame, baselines: list[str]) -> pd.DataFrame:
 def with_paper(cells: pd.DataFrame) -> pd.DataFrame:
     """The cells with the paper's accuracy, retraining epochs and speed-up (``paper_*``) and
     its delta from the paper's IMP of the same technique and rate."""
-    paper = paper_numbers().rename(columns=lambda name: name if name in ("label", "pruning_rate") else f"paper_{name}")
-    cells = cells.merge(paper, on=["label", "pruning_rate"], how="left")
-    imp = paper_numbers().assign(technique=lambda frame: frame["label"].str.rsplit("+", n=1).str[1].str.lower())
-    imp = imp[imp["label"].str.startswith("IMP+")][["technique", "pruning_rate", "accuracy"]]
+    paper = paper_numbers()
+    cells = cells.merge(paper.rename(columns=lambda name: name if name in ("label", "pruning_rate") else f"paper_{name}"),
+                        on=["label", "pruning_rate"], how="left")
+    imp = paper[paper["label"].str.startswith("IMP+")]
+    imp = imp.assign(technique=imp["label"].str.removeprefix("IMP+").str.lower())[["technique", "pruning_rate",
+                                                                                   "accuracy"]]
     cells = cells.merge(imp.rename(columns={"accuracy": "paper_imp_accuracy"}), on=["technique", "pruning_rate"],
                         how="left")
     cells["paper_delta"] = cells["paper_accuracy"] - cells.pop("paper_imp_accuracy")
@@ -100,7 +102,8 @@ def iteration_curves(histories: dict[str, pd.DataFrame], records: pd.DataFrame) 
 
 
 def number(value, digits: int = 2, sign: bool = False) -> str:
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    """``value`` with ``digits`` decimals (and its sign), or a dash when there is none."""
+    if not math.isfinite(float(value)):
         return "--"
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
