@@ -149,7 +149,7 @@ def render_curves(curves: pd.DataFrame, *, labels: list[str], out_dir: Path, tit
         ax.invert_xaxis()
         ax.set_xlabel("Weights remaining (%)")
         ax.set_title(f"goal {goal * 100:.2f}% sparsity")
-        ax.legend(fontsize="small", loc="lower left")
+        ax.legend(fontsize="small", loc="best")
     axes[0].set_ylabel("Median test accuracy (%)")
     fig.suptitle(title)
     return [out_dir / "curve.csv", *_save(fig, out_dir, "curve")]
