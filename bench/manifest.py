@@ -117,14 +117,16 @@ SEARCH = {
 }
 
 REPORT = {
-    "kind": Param("table", choices=("table", "stability", "envelope", "initial_budget", "rewinding", *NOTHING_TRAINED)),
+    "kind": Param("table", choices=("table", "stability", "envelope", "initial_budget", "rewinding", "aimp",
+                                    *NOTHING_TRAINED)),
     "columns": Param(list(REPORT_COLUMNS)),
     "time_column": Param("time", choices=("time", "throughput")),
     "select_by": Param("val_accuracy", choices=("val_accuracy", "val_accuracy_after_prune")),
     "bold": Param(2, at_least=0),
     "reference": Param(None, type=str),
     "schedules": Param(None, type=dict),  # kind "schedules": SCHEDULE_FIGURE
-    "baselines": Param([], "kind envelope: rows drawn as horizontal lines at their best configuration"),
+    "baselines": Param([], "kind envelope: rows drawn as horizontal lines at their best configuration; kind aimp: "
+                           "the IMP rows every row of the same technique is compared with"),
     "envelope_by": Param(None, "kind envelope: also draw the envelope per value of this hyperparameter "
                                "(envelope-by-<name>.*), e.g. weight_decay", type=str),
     "split_by": Param([], "kind table: hyperparameters whose values split every goal column (e.g. retrain_epochs)"),
@@ -142,6 +144,7 @@ CLAIM = {
                          "selected among those runs only", type=dict),
     "relation": Param("beats", "beats: better is ahead beyond the seed spread; matches: it is not behind beyond it",
                       choices=("beats", "matches")),
+    "statistic": Param("mean", "the seeds' statistic compared (AIMP reports medians)", choices=("mean", "median")),
     "belief": Param(None, type=dict),
 }
 # What we believe causes a claim's disagreement, stated as an ordering our runs can test

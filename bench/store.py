@@ -168,11 +168,11 @@ class RunStore:
             shutil.rmtree(stale, ignore_errors=True)
             return f"{path}: {error}"
 
-    def read_record(self, run_id: str) -> dict:
-        return pd.read_parquet(self.run_dir(run_id) / RECORD).iloc[0].to_dict()
-
     def read_history(self, run_id: str) -> pd.DataFrame:
         return pd.read_parquet(self.run_dir(run_id) / HISTORY)
+
+    def read_record(self, run_id: str) -> dict:
+        return pd.read_parquet(self.run_dir(run_id) / RECORD).iloc[0].to_dict()
 
     def collect(self, run_ids) -> tuple[pd.DataFrame, dict[str, str]]:
         """Records of the given finished runs, and the unreadable ones with the reason. Records

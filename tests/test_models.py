@@ -18,6 +18,7 @@ def parameter_count(model: torch.nn.Module) -> int:
     ("resnet110", 10, 3, (2, 3, 32, 32)),
     ("resnet18", 10, 3, (2, 3, 32, 32)),
     ("vgg16", 100, 3, (2, 3, 32, 32)),
+    ("vgg19", 10, 3, (2, 3, 32, 32)),
     ("vgg1d", 10, 1, (2, 1, 40)),
     ("wrn28x10", 100, 3, (1, 3, 32, 32)),
 ])
@@ -42,6 +43,7 @@ def test_imagenet_resnets_build_offline_and_take_other_channel_counts(name):
     ("resnet34", 1000, 21.8),
     ("resnet50", 1000, 25.6),
     ("wrn28x10", 10, 36.5),
+    ("vgg19", 10, 20.0),  # Frankle & Carbin's VGG-19 for CIFAR-10: 20M weights
 ])
 def test_parameter_counts_match_the_papers(name, num_classes, millions):
     count = parameter_count(build_model(name, num_classes, 3))
@@ -56,7 +58,7 @@ def test_resnet1d_has_enough_weights_to_survive_extreme_sparsity():
 
 def test_every_model_is_registered():
     assert set(MODELS) == {"resnet1d", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
-                           "resnet18", "wrn28x10", "vgg16", "vgg1d", "resnet34", "resnet50"}
+                           "resnet18", "wrn28x10", "vgg16", "vgg19", "vgg1d", "resnet34", "resnet50"}
 
 
 def test_unknown_model_suggests_the_closest_name():

@@ -5,7 +5,8 @@ for a table, table.tex, standalone.tex and pareto.pdf/png (or, with ``split_by``
 whose goal columns split by budget, with split-selection.csv); for the stability figure,
 stability.pdf/png; for the envelope over the retraining budget, envelope.pdf/png/csv; for
 IMP after a budgeted initial training, initial-budget.pdf/png/csv; for Renda et al.'s
-rewinding figures, rewinding-best.pdf/png, rewinding-curves.pdf/png and rewinding-points.csv; for the retraining
+rewinding figures, rewinding-best.pdf/png, rewinding-curves.pdf/png and rewinding-points.csv;
+for AIMP's table, table.tex, standalone.tex, aimp.csv and its Figure 1 curve.pdf/png/csv; for the retraining
 schedules, schedules.pdf/png/csv (drawn from the schedule code, from no runs). With the
 paper's numbers or claims, paper-vs-ours.tex/csv and claims.csv; always selection.csv (the
 run ids behind every cell) and failures.csv (runs of the grid that failed or are missing,
@@ -24,6 +25,7 @@ from ..manifest import Manifest, load
 from ..runlist import RunList
 from ..store import RunStore
 from . import render_pareto, render_stability, render_table, select_cells, write_selection
+from .aimp import iteration_curves, median_cells, render_aimp_table, render_curves, with_paper
 from .budget import envelope, envelope_by, render_envelope, with_budget
 from .initial_budget import at_largest_budget, deviation_from_full_budget, render_initial_budget
 from .split_table import render_split_table, select_split_cells
@@ -104,7 +106,7 @@ def render_report(manifest: Manifest, runs: RunList, store: RunStore, reports: P
         if not records.empty:
             cells = cells_of(manifest, records)
             write_selection(cells, staging)
-            RENDERERS[manifest.report["kind"]](manifest, records, cells, labels, staging)
+            RENDERERS[manifest.report["kind"]](manifest, records, cells, labels, staging, store)
             if manifest.report["reference"] or manifest.claims:
                 render_comparison(manifest, records, cells, labels, staging)
     return out
@@ -136,7 +138,8 @@ def title_of(manifest: Manifest) -> str:
     return f"{manifest.title} ({manifest.profile})"
 
 
-def render_tables(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str], out: Path) -> None:
+def render_tables(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str], out: Path,
+                  store: RunStore) -> None:
     """A table of goal columns (table.tex, standalone.tex) with its Pareto plots, or one
     whose goal columns split by ``report.split_by``."""
     report = manifest.report
@@ -151,13 +154,13 @@ def render_tables(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame
 
 
 def render_stability_figure(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str],
-                            out: Path) -> None:
+                            out: Path, store: RunStore) -> None:
     stable = [label for label in labels if label in labels_where(records, "pruning_stable")]
     render_stability(cells, labels=stable, out_dir=out, title=title_of(manifest))
 
 
 def render_envelope_figure(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str],
-                           out: Path) -> None:
+                           out: Path, store: RunStore) -> None:
     report, goals = manifest.report, manifest.goal_sparsities
     drawn = with_budget(records[records["label"].isin(labels)], manifest.training["epochs"])
     render_envelope(envelope(drawn, goals, report["select_by"]), labels=labels, baselines=report["baselines"],
@@ -169,7 +172,7 @@ def render_envelope_figure(manifest: Manifest, records: pd.DataFrame, cells: pd.
 
 
 def render_initial_budget_figure(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str],
-                                 out: Path) -> None:
+                                 out: Path, store: RunStore) -> None:
     render_initial_budget(initial_budget_points(manifest, records), labels=labels, goals=manifest.goal_sparsities,
                           columns=manifest.report["panel_columns"], out_dir=out, title=title_of(manifest))
 
@@ -186,7 +189,7 @@ def rewinding_records(records: pd.DataFrame, runs: RunList, store: RunStore) -> 
 
 
 def render_rewinding_figures(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str],
-                             out: Path) -> None:
+                             out: Path, store: RunStore) -> None:
     drawn = records[records["label"].isin([*labels, DENSE])]
     render_rewinding(drawn, epochs=manifest.training["epochs"], out_dir=out, title=title_of(manifest))
 
@@ -230,8 +233,27 @@ def render_comparison(manifest: Manifest, records: pd.DataFrame, cells: pd.DataF
         f"{manifest.source}: the orderings the paper states in words, judged against our runs. {setting}"))
 
 
+def render_aimp(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str], out: Path,
+                store: RunStore) -> None:
+    """AIMP's table (medians over seeds, delta and speed-up against IMP, the paper's numbers
+    beside ours) and its Figure 1 from the runs' histories."""
+    drawn = records[records["label"].isin(labels)]
+    render_aimp_table(with_paper(median_cells(drawn, manifest.report["baselines"])), labels=labels, out_dir=out,
+                      caption=(f"{manifest.title} ({manifest.source}). {profile_text(manifest)} Per row and pruning "
+                               "rate p, the median over seeds of the test accuracy, its difference from the median "
+                               "of IMP with the same technique, the retraining epochs and IMP's over them "
+                               "(speed-up). The paper counts 19 tau + T epochs for AIMP_tau+WR and 20 T for IMP+WR; "
+                               "ours are the epochs trained after the dense run (the rewind to epoch 1 leaves "
+                               "19 (tau - 1) + T - 1 and 20 (T - 1)); the taus are the paper's shares of T. The "
+                               "paper's numbers are its VGG-19 on CIFAR-10 at p = 20%, 30% and 40% (20, 12 and 9 "
+                               "iterations) whatever the profile."))
+    histories = {run_id: store.read_history(run_id) for run_id in drawn["run_id"].unique()}
+    render_curves(iteration_curves(histories, drawn), labels=labels, out_dir=out, title=title_of(manifest))
+
+
 RENDERERS = {"table": render_tables, "stability": render_stability_figure, "envelope": render_envelope_figure,
-             "initial_budget": render_initial_budget_figure, "rewinding": render_rewinding_figures}
+             "initial_budget": render_initial_budget_figure, "rewinding": render_rewinding_figures,
+             "aimp": render_aimp}
 
 
 def render_schedule_figure(manifest: Manifest, out: Path) -> Path:

@@ -4,7 +4,8 @@
 accuracy, speedup and sparsity (``bench/reference/<file>.csv``) next to ours. A claim is
 an ordering the paper states in words, declared in the manifest as "``better`` beats
 ``worse`` on ``metric`` at ``goals``". At each goal where both cells exist, the difference
-of means is compared with its standard error over seeds, sqrt(s_a^2/n_a + s_b^2/n_b):
+of means (or of medians, a claim's ``statistic``) is compared with its standard error over
+seeds, sqrt(s_a^2/n_a + s_b^2/n_b):
 beyond two standard errors the runs agree (or disagree); within, or with a single seed,
 they cannot tell. A claim with ``relation = "matches"`` ("better" reaches "worse", as in
 "IMP reaches the baseline") agrees unless the difference is beyond two standard errors
@@ -57,11 +58,12 @@ def paper_vs_ours(cells: pd.DataFrame, reference: pd.DataFrame, labels: list[str
     return pd.DataFrame(rows)
 
 
-def judge(a: pd.Series, b: pd.Series, metric: str, relation: str = "beats") -> tuple[str, float]:
+def judge(a: pd.Series, b: pd.Series, metric: str, relation: str = "beats",
+          statistic: str = "mean") -> tuple[str, float]:
     """'agree', 'disagree' or 'cannot tell' for "a beats b on metric" (or "a matches b"),
-    and the difference. A single seed on either side gives no spread to judge against:
-    cannot tell."""
-    diff = a[f"{metric}_mean"] - b[f"{metric}_mean"]
+    and the difference of the seeds' ``statistic`` (mean or median). A single seed on either
+    side gives no spread to judge against: cannot tell."""
+    diff = a[f"{metric}_{statistic}"] - b[f"{metric}_{statistic}"]
     error = math.sqrt(sum(cell[f"{metric}_std"] ** 2 / cell["n_seeds"] for cell in (a, b)))
     if not (math.isfinite(diff) and math.isfinite(error)):
         return "cannot tell", diff
@@ -111,7 +113,7 @@ def verdict_of(cells: pd.DataFrame, claim: dict, goals: list[float]) -> tuple[st
         if claim["better"] not in at_goal.index or claim["worse"] not in at_goal.index:
             continue
         better, worse = at_goal.loc[claim["better"]], at_goal.loc[claim["worse"]]
-        verdict, diff = judge(better, worse, metric, claim.get("relation", "beats"))
+        verdict, diff = judge(better, worse, metric, claim.get("relation", "beats"), claim.get("statistic", "mean"))
         verdicts.append(verdict)
         sides = [(side, cell) for side, cell in (("better", better), ("worse", worse)) if collapsed(cell)]
         evidence_sides = [f"{side} side {cell.name} collapsed in {collapsed_seeds(cell)}" for side, cell in sides]

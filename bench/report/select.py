@@ -19,7 +19,7 @@ SPREAD_METRICS = ("test_accuracy", "theoretical_speedup", "sparsity", "pruning_s
 MEAN_METRICS = ("train_seconds", "images_per_second", "accuracy_before_prune", "accuracy_after_prune")
 CELL_COLUMNS = [
     "label", "method", "goal_sparsity", "config", "n_configs", "n_seeds", "run_ids", "val_accuracy_mean",
-    *(f"{metric}_{stat}" for metric in SPREAD_METRICS for stat in ("mean", "std", "min", "max")),
+    *(f"{metric}_{stat}" for metric in SPREAD_METRICS for stat in ("mean", "median", "std", "min", "max")),
     *(f"{metric}_mean" for metric in MEAN_METRICS),
     "n_collapsed_seeds", "collapsed_layers",
 ]
@@ -97,7 +97,7 @@ def summarize(runs: pd.DataFrame) -> dict:
     }
     for metric in SPREAD_METRICS:
         values = runs[metric].astype(float) if metric in runs else pd.Series(np.nan, index=runs.index)
-        summary |= {f"{metric}_mean": values.mean(), f"{metric}_std": values.std(),
+        summary |= {f"{metric}_mean": values.mean(), f"{metric}_median": values.median(), f"{metric}_std": values.std(),
                     f"{metric}_min": values.min(), f"{metric}_max": values.max()}
     for metric in MEAN_METRICS:
         summary[f"{metric}_mean"] = runs[metric].astype(float).mean() if metric in runs else np.nan
