@@ -254,7 +254,7 @@ def speedup_figure(speedups: pd.DataFrame, styles: dict, title: str) -> Figure:
         ax.set_title(f"Theoretical speedup over {over}", fontsize="medium")
         ax.set_ylabel(f"{flops} FLOPs / FLOPs")
         ax.legend(fontsize="small")
-    fig.suptitle(f"{title}: per compression, the t with the best validation accuracy")
+    fig.suptitle(f"{title}\nper compression ratio, the t with the best validation accuracy")
     return fig
 
 
