@@ -36,6 +36,7 @@ from .runspec import RunSpec, canonical_json
 
 DEFAULT_PROFILE = "cpu"
 REPORT_COLUMNS = ("accuracy", "speedup", "sparsity")
+REWINDING_FIGURES = ("best", "curves", "algorithm", "speedup")
 NOTHING_TRAINED = ("schedules",)  # report kinds drawn from the manifest alone, with no rows
 MAX_RUNS = 200_000  # per manifest and profile: more would take minutes to expand, not seconds
 MAX_MANIFEST_BYTES = 1_000_000
@@ -132,6 +133,7 @@ REPORT = {
     "split_by": Param([], "kind table: hyperparameters whose values split every goal column (e.g. retrain_epochs)"),
     "panel_columns": Param(2, "kind initial_budget: panels (one per row) side by side", type=int, above=0),
     "panels": Param({}, "kind table: the Pareto plots in panels, each a title and the row labels it draws"),
+    "figures": Param(["best", "curves"], "kind rewinding: the figures drawn, of " + ", ".join(REWINDING_FIGURES)),
 }
 CLAIM = {
     "text": Param(type=str),
@@ -539,6 +541,8 @@ def validate_report(raw: dict, check: Checker, training: dict) -> dict:
     report = check.table("report", raw, REPORT)
     for i, column in enumerate(report["columns"]):
         check.value(f"report.columns[{i}]", column, Param(type=str, choices=REPORT_COLUMNS))
+    for i, name in enumerate(report["figures"]):
+        check.value(f"report.figures[{i}]", name, Param(type=str, choices=REWINDING_FIGURES))
     if (report["kind"] == "schedules") != (report["schedules"] is not None):
         check.fail("report.schedules", 'a [report.schedules] table goes with kind = "schedules", and only with it')
     if report["schedules"] is not None:

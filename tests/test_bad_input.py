@@ -55,6 +55,7 @@ MANIFESTS = [
     (set_in(["extends"], "table-imp-vs-stabel"), "extends", "did you mean 'table-imp-vs-stable'"),
     (set_in(["report"], {"kind": "figure"}), "report.kind", "unknown value 'figure'"),
     (set_in(["report"], {"select_by": "test_accuracy"}), "report.select_by", "unknown value 'test_accuracy'"),
+    (set_in(["report"], {"kind": "rewinding", "figures": ["speedups"]}), "report.figures[0]", "did you mean 'speedup'"),
     # What a method rejects while planning is bad input too, found before anything runs.
     (append(["rows"], {"label": "BIMP", "method": "bimp", "grid": {"initial_epochs": [1, 2], "cycles": [1]}}),
      "rows[2].grid.initial_epochs", "2 leaves 0 epochs of the 2-epoch budget for 1 cycles"),

@@ -5,7 +5,8 @@ for a table, table.tex, standalone.tex and pareto.pdf/png (or, with ``split_by``
 whose goal columns split by budget, with split-selection.csv); for the stability figure,
 stability.pdf/png; for the envelope over the retraining budget, envelope.pdf/png/csv; for
 IMP after a budgeted initial training, initial-budget.pdf/png/csv; for Renda et al.'s
-rewinding figures, rewinding-best.pdf/png, rewinding-curves.pdf/png and rewinding-points.csv;
+rewinding figures, rewinding-points.csv and those of ``report.figures`` (rewinding-best.pdf/png,
+rewinding-curves.pdf/png, rewinding-algorithm.pdf/png with table.tex, rewinding-speedup.pdf/png/csv);
 for AIMP's table, table.tex, standalone.tex, aimp.csv and its Figure 1 curve.pdf/png/csv; for the retraining
 schedules, schedules.pdf/png/csv (drawn from the schedule code, from no runs). With the
 paper's numbers or claims, paper-vs-ours.tex/csv and claims.csv; always selection.csv (the
@@ -191,7 +192,8 @@ def rewinding_records(records: pd.DataFrame, runs: RunList, store: RunStore) -> 
 def render_rewinding_figures(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str],
                              out: Path, store: RunStore) -> None:
     drawn = records[records["label"].isin([*labels, DENSE])]
-    render_rewinding(drawn, epochs=manifest.training["epochs"], out_dir=out, title=title_of(manifest))
+    render_rewinding(drawn, epochs=manifest.training["epochs"], out_dir=out, title=title_of(manifest),
+                     figures=tuple(manifest.report["figures"]), goals=tuple(manifest.goal_sparsities))
 
 
 def render_split(manifest: Manifest, records: pd.DataFrame, labels: list[str], cells: pd.DataFrame,
