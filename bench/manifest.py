@@ -118,7 +118,7 @@ SEARCH = {
 
 REPORT = {
     "kind": Param("table", choices=("table", "stability", "envelope", "initial_budget", "rewinding", "aimp",
-                                    *NOTHING_TRAINED)),
+                                    "mask_dynamics", *NOTHING_TRAINED)),
     "columns": Param(list(REPORT_COLUMNS)),
     "time_column": Param("time", choices=("time", "throughput")),
     "select_by": Param("val_accuracy", choices=("val_accuracy", "val_accuracy_after_prune")),
@@ -132,6 +132,8 @@ REPORT = {
     "split_by": Param([], "kind table: hyperparameters whose values split every goal column (e.g. retrain_epochs)"),
     "panel_columns": Param(2, "kind initial_budget: panels (one per row) side by side", type=int, above=0),
     "panels": Param({}, "kind table: the Pareto plots in panels, each a title and the row labels it draws"),
+    "iterations": Param([], "kind mask_dynamics: the iterations of the first row whose mask changes Figure 4 "
+                            "draws (none named: every intermediate one)"),
 }
 CLAIM = {
     "text": Param(type=str),
@@ -539,6 +541,8 @@ def validate_report(raw: dict, check: Checker, training: dict) -> dict:
     report = check.table("report", raw, REPORT)
     for i, column in enumerate(report["columns"]):
         check.value(f"report.columns[{i}]", column, Param(type=str, choices=REPORT_COLUMNS))
+    for i, iteration in enumerate(report["iterations"]):
+        check.value(f"report.iterations[{i}]", iteration, Param(type=int, above=0))
     if (report["kind"] == "schedules") != (report["schedules"] is not None):
         check.fail("report.schedules", 'a [report.schedules] table goes with kind = "schedules", and only with it')
     if report["schedules"] is not None:
