@@ -119,7 +119,7 @@ SEARCH = {
 
 REPORT = {
     "kind": Param("table", choices=("table", "stability", "envelope", "initial_budget", "rewinding", "aimp",
-                                    *NOTHING_TRAINED)),
+                                    "mask_dynamics", *NOTHING_TRAINED)),
     "columns": Param(list(REPORT_COLUMNS)),
     "time_column": Param("time", choices=("time", "throughput")),
     "select_by": Param("val_accuracy", choices=("val_accuracy", "val_accuracy_after_prune")),
@@ -134,6 +134,8 @@ REPORT = {
     "panel_columns": Param(2, "kind initial_budget: panels (one per row) side by side", type=int, above=0),
     "panels": Param({}, "kind table: the Pareto plots in panels, each a title and the row labels it draws"),
     "figures": Param(["best", "curves"], "kind rewinding: the figures drawn, of " + ", ".join(REWINDING_FIGURES)),
+    "iterations": Param([], "kind mask_dynamics: the iterations of the first row whose mask changes Figure 4 "
+                            "draws (none named: every intermediate one)"),
 }
 CLAIM = {
     "text": Param(type=str),
@@ -543,6 +545,8 @@ def validate_report(raw: dict, check: Checker, training: dict) -> dict:
         check.value(f"report.columns[{i}]", column, Param(type=str, choices=REPORT_COLUMNS))
     for i, name in enumerate(report["figures"]):
         check.value(f"report.figures[{i}]", name, Param(type=str, choices=REWINDING_FIGURES))
+    for i, iteration in enumerate(report["iterations"]):
+        check.value(f"report.iterations[{i}]", iteration, Param(type=int, above=0))
     if (report["kind"] == "schedules") != (report["schedules"] is not None):
         check.fail("report.schedules", 'a [report.schedules] table goes with kind = "schedules", and only with it')
     if report["schedules"] is not None:

@@ -80,6 +80,13 @@ def data_root(tmp_path_factory):
     return tmp_path_factory.mktemp("data")
 
 
+@pytest.fixture
+def dirs(tmp_path, data_root):
+    """A results and a reports folder, and the CLI flags that point at them and the data root."""
+    results, reports = tmp_path / "results", tmp_path / "reports"
+    return results, reports, ["--results", str(results), "--reports", str(reports), "--data-root", str(data_root)]
+
+
 @pytest.fixture(scope="session")
 def smoke_inline(tmp_path_factory, data_root):
     """(results, reports) of the headline table's smoke grid, run once per session through

@@ -116,12 +116,6 @@ def test_a_claim_on_medians_judges_the_medians():
     assert on_means["evidence"].startswith(f"{GOAL_20 * 100:g}%: -10.67")
 
 
-@pytest.fixture
-def dirs(tmp_path, data_root):
-    results, reports = tmp_path / "results", tmp_path / "reports"
-    return results, reports, ["--results", str(results), "--reports", str(reports), "--data-root", str(data_root)]
-
-
 @pytest.mark.slow
 @pytest.mark.targets
 def test_aimp_smoke_end_to_end(dirs):

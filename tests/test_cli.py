@@ -24,12 +24,6 @@ from models import build_model
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def dirs(tmp_path, data_root):
-    results, reports = tmp_path / "results", tmp_path / "reports"
-    return results, reports, ["--results", str(results), "--reports", str(reports), "--data-root", str(data_root)]
-
-
 def run_ids(results: Path) -> set[str]:
     return {p.name for p in (results / "runs").iterdir() if not p.name.startswith(".")} if (results / "runs").exists() else set()
 

@@ -38,12 +38,6 @@ def test_the_figure_varies_the_initial_training_and_retrains_in_absolute_epochs(
     assert all(spec.parent.training["epochs"] == spec.training["epochs"] for spec in specs)
 
 
-@pytest.fixture
-def dirs(tmp_path, data_root):
-    results, reports = tmp_path / "results", tmp_path / "reports"
-    return results, reports, ["--results", str(results), "--reports", str(reports), "--data-root", str(data_root)]
-
-
 def smoke(target: str, where: list[str]) -> None:
     assert main(["run", target, "--profile", "smoke", "--executor", "inline", "--quiet", *where]) == 0
 

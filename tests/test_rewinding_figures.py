@@ -41,7 +41,7 @@ def test_the_cpu_profile_trains_as_the_headline():
     assert load(TARGET, "cpu").training == load("table-imp-vs-stable", "cpu").training
 
 
-@pytest.mark.parametrize("target, runs", [(ALGORITHM, "[cpu]: 8 runs"), (SPEEDUP, "[cpu]: 14 runs")])
+@pytest.mark.parametrize("target, runs", [(ALGORITHM, "[cpu]: 10 runs"), (SPEEDUP, "[cpu]: 14 runs")])
 def test_the_sibling_targets_validate_and_dry_run(target, runs, tmp_path, capsys):
     assert main(["validate", target]) == 0
     for profile in PROFILES:
@@ -221,6 +221,6 @@ def test_the_sibling_targets_smoke_end_to_end(tmp_path, data_root):
     for ids in [*algorithm["run_ids"], *speedups["run_ids"]]:
         assert all((results / "runs" / run_id / "record.parquet").is_file() for run_id in ids.split())
     # the algorithm's runs are the speedup figure's at t = T: nothing trained twice
-    assert len(list(results.glob("runs/*/record.parquet"))) == 7
+    assert len(list(results.glob("runs/*/record.parquet"))) == 7  # the belief's WR for 1 epoch is one of them
     claims = pd.read_csv(reports / SPEEDUP / "smoke" / "claims.csv")
     assert set(claims["metric"]) == {"theoretical_speedup"}

@@ -7,8 +7,10 @@ stability.pdf/png; for the envelope over the retraining budget, envelope.pdf/png
 IMP after a budgeted initial training, initial-budget.pdf/png/csv; for Renda et al.'s
 rewinding figures, rewinding-points.csv and those of ``report.figures`` (rewinding-best.pdf/png,
 rewinding-curves.pdf/png, rewinding-algorithm.pdf/png with table.tex, rewinding-speedup.pdf/png/csv);
-for AIMP's table, table.tex, standalone.tex, aimp.csv and its Figure 1 curve.pdf/png/csv; for the retraining
-schedules, schedules.pdf/png/csv (drawn from the schedule code, from no runs). With the
+for AIMP's table, table.tex, standalone.tex, aimp.csv and its Figure 1 curve.pdf/png/csv; for
+AIMP's training dynamics, mask-dynamics-{dense,masks,norms,validation}.pdf/png and
+mask-dynamics.csv; for the retraining schedules, schedules.pdf/png/csv (drawn from the schedule
+code, from no runs). With the
 paper's numbers or claims, paper-vs-ours.tex/csv and claims.csv; always selection.csv (the
 run ids behind every cell) and failures.csv (runs of the grid that failed or are missing,
 with the reason).
@@ -29,6 +31,7 @@ from . import render_pareto, render_stability, render_table, select_cells, write
 from .aimp import iteration_curves, median_cells, render_aimp_table, render_curves, with_paper
 from .budget import envelope, envelope_by, render_envelope, with_budget
 from .initial_budget import at_largest_budget, deviation_from_full_budget, render_initial_budget
+from .mask_dynamics import dynamics_points, render_mask_dynamics
 from .split_table import render_split_table, select_split_cells
 from .rewinding import DENSE, per_iteration, render_rewinding
 from .paper import evaluate_claims, paper_vs_ours, reference_table, render_paper_vs_ours
@@ -253,9 +256,19 @@ def render_aimp(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, 
     render_curves(iteration_curves(histories, drawn), labels=labels, out_dir=out, title=title_of(manifest))
 
 
+def render_mask_dynamics_figures(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str],
+                                 out: Path, store: RunStore) -> None:
+    """AIMP's Figures 3-6 from the histories of one run per row and of its dense parent."""
+    training = manifest.training
+    points = dynamics_points(records, store.read_history, labels=labels, epochs=training["epochs"],
+                             iterations=manifest.report["iterations"])
+    render_mask_dynamics(points, labels=labels, milestones=training["lr_schedule"].get("milestones", []), out_dir=out,
+                         title=title_of(manifest))
+
+
 RENDERERS = {"table": render_tables, "stability": render_stability_figure, "envelope": render_envelope_figure,
              "initial_budget": render_initial_budget_figure, "rewinding": render_rewinding_figures,
-             "aimp": render_aimp}
+             "aimp": render_aimp, "mask_dynamics": render_mask_dynamics_figures}
 
 
 def render_schedule_figure(manifest: Manifest, out: Path) -> Path:
