@@ -53,19 +53,21 @@ def test_grid_runs_as_job_arrays_with_the_inline_records(slurm_results, smoke_in
     arrays = sorted({task.split("_")[0] for task in tasks})
     assert len(tasks) == len(SPECS) and len(arrays) == len({spec.stage for spec in SPECS})
     assert sorted(set(names) - set(tasks)) == arrays
-    states = final_states(arrays)
+    states = final_states(arrays, tasks)
     assert sorted(states) == sorted(tasks) and set(states.values()) == {"COMPLETED"}
 
 
-def final_states(jobs: list[str], patience: float = 60.0) -> dict[str, str]:
-    """Each task's SLURM state once none is still running: a task's result file is written
-    before slurmctld hears that the task ended, so accounting may lag the records briefly."""
+def final_states(jobs: list[str], tasks: list[str] = (), patience: float = 60.0) -> dict[str, str]:
+    """Each task's SLURM state once every one of ``tasks`` is in the accounting and none is
+    still running: a task's result file is written before slurmctld hears that the task
+    ended, so accounting may lag the records briefly (a task may not be listed yet)."""
     deadline = time.monotonic() + patience
     while True:
         sacct = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(jobs)],
                                capture_output=True, text=True, check=True)
         states = dict(line.split("|") for line in sacct.stdout.splitlines())
-        if not {"RUNNING", "COMPLETING", "PENDING"} & set(states.values()) or time.monotonic() > deadline:
+        settled = set(tasks) <= set(states) and not {"RUNNING", "COMPLETING", "PENDING"} & set(states.values())
+        if settled or time.monotonic() > deadline:
             return states
         time.sleep(1)
 
