@@ -3,7 +3,7 @@
 A run's id is a short sha256 of the canonical JSON of what changes its numbers: method,
 hyperparameters, training configuration, goal sparsity, seed, the parent's id, and the
 method's revision (raised when a method's code changes what its runs compute, so that runs
-of the earlier code are not taken for current ones). Keys are
+of the earlier code are not taken for current ones) and likewise the model's. Keys are
 sorted, so the manifest's key order does not matter; keys whose value is None are left
 out, so a setting added later with a None default keeps every existing id. The row label
 is presentation only and not part of the id.
@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 SCHEMA_VERSION = 1
+# Raised when a model's code changes what its runs compute (models are imported with torch,
+# which the id must not need). resnet1d, vgg1d 1: 1D layers as matrix products (models/layers1d.py).
+MODEL_REVISIONS = {"resnet1d": 1, "vgg1d": 1}
 TUNED_TRAINING_KEYS = ("lr", "weight_decay", "momentum")
 
 
@@ -49,6 +52,7 @@ class RunSpec:
             "goal_sparsity": self.goal_sparsity,
             "parent": self.parent.run_id if self.parent else None,
             "revision": self.revision or None,
+            "model_revision": MODEL_REVISIONS.get(self.training.get("model")),
         })
 
     @cached_property

@@ -87,9 +87,14 @@ class Progress:
     history: list = field(default_factory=list)
     emptied: dict = field(default_factory=dict)
 
+    def to_plain(self) -> dict:
+        """Plain values for a checkpoint; the history is not copied (``asdict`` would copy
+        every row at every epoch)."""
+        return {**vars(self), "event": asdict(self.event) if self.event else None}
+
     @classmethod
     def from_plain(cls, values: dict) -> "Progress":
-        """The inverse of ``dataclasses.asdict``."""
+        """The inverse of ``to_plain``."""
         event = PruneEvent(**values["event"]) if values["event"] else None
         return cls(**{**values, "event": event})
 
@@ -237,7 +242,7 @@ def save_checkpoint(path: Path, run: Run) -> None:
     torch.save({"run_id": run.spec.run_id, "model": run.model.state_dict(), "method": run.method.state_dict(),
                 "optimizer": run.optimizer.state_dict(), "scaler": run.scaler.state_dict(),
                 "generator": run.generator.get_state(), "rng": torch.get_rng_state(),
-                "progress": asdict(run.progress), "stored": run.stored,
+                "progress": run.progress.to_plain(), "stored": run.stored,
                 "dynamics": run.dynamics.state_dict() if run.dynamics else None}, tmp)
     os.replace(tmp, path)
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import init_conv_weights, register
+from .layers1d import BatchNorm1d, Conv1d
 
 WIDTHS = (32, 64, 128)
 
@@ -20,10 +21,10 @@ class BasicBlock1d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int):
         super().__init__()
-        self.conv1 = nn.Conv1d(in_channels, out_channels, 3, stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm1d(out_channels)
-        self.conv2 = nn.Conv1d(out_channels, out_channels, 3, 1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm1d(out_channels)
+        self.conv1 = Conv1d(in_channels, out_channels, 3, stride, padding=1, bias=False)
+        self.bn1 = BatchNorm1d(out_channels)
+        self.conv2 = Conv1d(out_channels, out_channels, 3, 1, padding=1, bias=False)
+        self.bn2 = BatchNorm1d(out_channels)
         self.stride = stride
         self.extra_channels = out_channels - in_channels
 
@@ -41,8 +42,8 @@ class ResNet1d(nn.Module):
         super().__init__()
         widths = WIDTHS
         self.stem = nn.Sequential(
-            nn.Conv1d(in_channels, widths[0], 5, stride=2, padding=2, bias=False),
-            nn.BatchNorm1d(widths[0]),
+            Conv1d(in_channels, widths[0], 5, stride=2, padding=2, bias=False),
+            BatchNorm1d(widths[0]),
             nn.ReLU(inplace=True),
         )
         strides = [1] + [2] * (len(widths) - 1)

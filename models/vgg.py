@@ -17,13 +17,13 @@ one-shot pruning to 99.8% empties its last five convolutions, pruning in five cy
 
 from torch import Tensor, nn
 
-from . import init_conv_weights, register
+from . import init_conv_weights, register, layers1d
 
 # Output channels per conv; "M" is a 2x2 max-pool.
 VGG16_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 VGG19_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
 LAYERS_2D = (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d)
-LAYERS_1D = (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d)
+LAYERS_1D = (layers1d.Conv1d, layers1d.BatchNorm1d, nn.MaxPool1d)
 
 
 class VGG(nn.Module):

@@ -66,3 +66,34 @@ def test_unknown_model_suggests_the_closest_name():
         build_model("resnet5", 10, 3)
     with pytest.raises(ConfigError, match="did you mean 'wrn28x10'"):
         build_model("wrn", 10, 3)
+
+
+@pytest.mark.parametrize("kernel, stride, padding, bias", [(3, 1, 1, False), (3, 2, 1, False), (5, 2, 2, True),
+                                                           (1, 1, 0, True)])
+def test_1d_layers_as_matrix_products_match_the_builtin_ones(kernel, stride, padding, bias):
+    from models import layers1d
+
+    torch.manual_seed(0)
+    conv = layers1d.Conv1d(6, 4, kernel, stride, padding=padding, bias=bias)
+    norm = layers1d.BatchNorm1d(4)
+    builtin_conv = torch.nn.Conv1d(6, 4, kernel, stride, padding=padding, bias=bias)
+    builtin_conv.load_state_dict(conv.state_dict())
+    builtin_norm = torch.nn.BatchNorm1d(4)
+    x = torch.randn(5, 6, 11)
+    ours, theirs = norm(conv(x)), builtin_norm(builtin_conv(x))
+    assert ours.shape == theirs.shape
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    ours.square().sum().backward()
+    theirs.square().sum().backward()
+    torch.testing.assert_close(conv.weight.grad, builtin_conv.weight.grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(norm.running_var, builtin_norm.running_var)
+    assert int(norm.num_batches_tracked) == 1
+    norm.eval(), builtin_norm.eval()
+    torch.testing.assert_close(norm(conv(x)), builtin_norm(builtin_conv(x)), atol=1e-5, rtol=1e-5)
+
+
+def test_1d_conv_as_a_matrix_product_refuses_what_it_does_not_compute():
+    from models import layers1d
+
+    with pytest.raises(ValueError, match="groups"):
+        layers1d.Conv1d(4, 4, 3, groups=2)

@@ -15,11 +15,12 @@ from ..execute import machine_memory_gb
 from .harness import end_to_end, harness, scaling
 from .memory import memory
 from .reporting import reporting
-from .steps import masking, per_method
+from .steps import layers_1d, masking, per_method
 from .timing import in_fresh_process
 
 SECTIONS = {"masking": masking, "methods": per_method, "harness": harness, "scaling": scaling,
-            "reporting": lambda quick: in_fresh_process(reporting, quick), "end-to-end": end_to_end, "memory": memory}
+            "reporting": lambda quick: in_fresh_process(reporting, quick), "end-to-end": end_to_end, "memory": memory,
+            "layers-1d": layers_1d}
 FINDINGS = Path(__file__).with_name("findings.md")
 
 

@@ -1,5 +1,6 @@
-"""Sections 1 and 2: the cost of a training step under masking and under every method,
-relative to the same dense step.
+"""Sections 1, 2 and 8: the cost of a training step under masking and under every method,
+relative to the same dense step, and of the 1D layers written as matrix products
+(``models.layers1d``) against PyTorch's own.
 
 A workload is one epoch of the real loop (``bench.train.train_epoch``: the method's
 forward, regularizer and hooks) in the method's first phase, entered by the loop's own
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import torch
+from torch import nn
 from torch.nn.utils import prune
 
 from methods import METHODS
@@ -128,3 +130,23 @@ def per_method(quick: bool) -> list[Figure]:
             out.append(figure("2. per method", f"{name}: {method} / dense", ratios, "x",
                               note=f"{METHODS[method].__doc__.strip().splitlines()[0].rstrip('.')}{quoted}"))
     return out
+
+
+def builtin_1d_layers(model: nn.Module) -> None:
+    """Turn ``models.layers1d``'s layers back into PyTorch's (same parameters and buffers)."""
+    for module in model.modules():
+        for builtin in (nn.Conv1d, nn.BatchNorm1d):
+            if isinstance(module, builtin):
+                module.__class__ = builtin
+
+
+def layers_1d(quick: bool) -> list[Figure]:
+    """A dense epoch of resnet1d on MNIST-1D with ``models.layers1d`` over the same epoch
+    with PyTorch's Conv1d and BatchNorm1d, one thread."""
+    repeats, warmup = (1, 0) if quick else (7, 1)
+    torch.set_num_threads(1)
+    overrides, data = step_cases(quick)["resnet1d / MNIST-1D"]
+    dense = RunSpec("dense", 0, {**cpu_specs()["dense"].training, **overrides, "batch_size": 128})
+    ratios = interleaved(epoch_of(dense, data, builtin_1d_layers), epoch_of(dense, data), repeats, warmup)
+    return [figure("8. 1D layers", "resnet1d / MNIST-1D: layers1d / PyTorch's layers", ratios, "x", goal=0.85,
+                   note=f"{math.ceil(data.train_size / 128)} steps of batch 128 per timing, 1 thread")]
