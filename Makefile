@@ -36,7 +36,7 @@ validate: $(STAMP)
 # the benchmark's own test (two minutes, `make test-perf`) and every paper target's smoke
 # profile through `prunebench run` (`make test-targets`); CI runs all four.
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not perf and not slurm and not targets"
+	$(BIN)/python -m pytest -n auto -m "not perf and not slurm and not targets"
 
 test-targets: $(STAMP)
 	$(BIN)/python -m pytest -m targets

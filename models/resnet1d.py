@@ -29,7 +29,8 @@ class BasicBlock1d(nn.Module):
         self.extra_channels = out_channels - in_channels
 
     def shortcut(self, x: Tensor) -> Tensor:
-        return F.pad(x[..., ::self.stride], (0, 0, 0, self.extra_channels))
+        """Padded on the (length, channels) view, so that the sum keeps layers1d's layout."""
+        return F.pad(x.transpose(1, 2)[:, ::self.stride], (0, self.extra_channels)).transpose(1, 2)
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.bn1(self.conv1(x)))

@@ -1,15 +1,20 @@
 """Shared fixtures: a valid manifest written to a temporary file, edited per test."""
 
 import copy
+import os
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+import torch
 
 from bench.manifest import manifest_dir
 from slurm_fixtures import slurm_cluster  # noqa: F401  (session fixture of the tests marked slurm)
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs one worker per core: one thread each
+    torch.set_num_threads(1)
 
 SMALL = {
     "title": "test table",

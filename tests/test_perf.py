@@ -10,7 +10,7 @@ from bench.perf.timing import figure, interleaved
 
 ROOT = Path(__file__).parents[1]
 SECTIONS = ["1. masking", "2. per method", "3. harness", "4. scaling", "5. reporting at scale", "6. end to end",
-            "7. memory"]
+            "7. memory", "8. 1D layers"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.perf]
 
