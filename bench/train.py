@@ -219,7 +219,7 @@ def train_epoch(run: Run, epoch: int) -> tuple[float, float, int]:
 
 def build_run(spec: RunSpec, data: Dataset, device: torch.device, parent: Parent | None = None) -> Run:
     """The run before its first step: seeded, its method made, its model built, loaded from
-    the parent's state dict and set up by the method."""
+    the parent's state dict and set up by the method, which is given the training batches."""
     training = spec.training
     torch.manual_seed(spec.seed)
     method = METHODS[spec.method](spec.hp, training, spec.goal_sparsity)
@@ -229,6 +229,7 @@ def build_run(spec: RunSpec, data: Dataset, device: torch.device, parent: Parent
     if parent is not None:
         load_state(model, parent.state_dict)
     method.setup(model, math.ceil(data.train_size / training["batch_size"]))
+    method.use_training_data(lambda: data.train_batches(training["batch_size"], generator, device))
     fraction = method.mask_dynamics()
     dynamics = MaskDynamics(fraction) if fraction is not None else None
     return Run(spec, data, device, method, model, generator, scaler, parent=parent, dynamics=dynamics)

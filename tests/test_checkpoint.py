@@ -65,6 +65,11 @@ RESUMED = [
     ("dst", {"finetune_fraction": 0.5}, [6]),                     # after the final prune
     ("rewinding", {"technique": "lrr", "retrain_epochs": 1, "prune_fraction": 0.5, "mask_dynamics": True}, [3, 6]),
     ("rewinding-filters", {"technique": "reinit", "retrain_epochs": 1, "filter_rates": "resnet1d-b"}, [4]),
+    ("snip", {"score_batches": 1}, [3]),                          # after the prune at epoch 0 and an epoch
+    ("snip-it", {"timing": "during", "steps": 0, "prune_delay": 0, "prune_interval": 1, "score_batches": 1},
+     [3]),                                                        # between its steps after epochs 1 and 2
+    ("grasp", {"score_batches": 1}, [3]),
+    ("random-init", {}, [3]),
 ]
 
 

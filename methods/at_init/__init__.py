@@ -1,2 +1,3 @@
-"""Pruning before training (at initialisation) from sensitivity statistics: the home of
-SNIP, SNIP-it, GraSP and random pruning at initialisation (issue 15)."""
+"""Pruning before training (at initialisation) from sensitivity statistics (issue 15): SNIP
+and SNIP-it, the latter also during training (``snip``), GraSP (``grasp``) and random
+pruning (``random_init``), on the statistics and masks of ``sensitivity``."""

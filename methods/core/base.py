@@ -4,6 +4,10 @@ A method is a small class whose hooks the loop in ``bench.train`` calls at fixed
 
 - ``setup(model, steps_per_epoch)`` once, before any optimizer exists (extra learnable
   tensors such as thresholds or mask logits are registered on the modules here);
+- ``use_training_data(batches)`` once, after ``setup``: ``batches()`` opens a new shuffled
+  (and augmented) pass over the training split in batches of the training batch size, drawn
+  from the run's generator as the training epochs are, for methods that score the weights on
+  training data when they prune (SNIP, GraSP);
 - ``optimizer_groups(model)`` whenever an optimizer is built (when a phase starts, unless it
   keeps the optimizer of the phase before);
 - ``enter(phase)`` when a phase starts, after its pruning step;
@@ -26,7 +30,7 @@ Training is a sequence of phases (regular training, prune-retrain cycles, fine-t
 each with its own epochs and learning-rate schedule.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -108,6 +112,9 @@ class Method:
 
     def setup(self, model: nn.Module, steps_per_epoch: int) -> None:
         pass
+
+    def use_training_data(self, batches: Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]) -> None:
+        self.training_batches = batches
 
     @property
     def structured(self) -> bool:
