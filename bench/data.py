@@ -2,12 +2,16 @@
 
 The validation split is a fixed fraction of the dataset's training set, chosen by a
 permutation from ``split_seed`` (independent of the run's seed); the rest is the training
-split, and the test split is the dataset's own test set. MNIST-1D and CIFAR are held in
-memory as tensors and batched by index; CIFAR stays uint8 and is augmented and normalised
-per batch, with every random draw taken from the run's generator. ImageNet is read from an
-ImageFolder tree by a DataLoader.
+split, and the test split is the dataset's own test set (scikit-learn's digits, which has
+none, sets a fixed fifth aside). MNIST-1D, the digits, MNIST and CIFAR are held in memory as
+tensors and batched by index; MNIST and CIFAR stay uint8 and are normalised per batch, and
+CIFAR augmented, with every random draw taken from the run's generator. Imagenette and ImageNet
+are read from ImageFolder trees by a DataLoader. MNIST-1D and the digits are made offline and
+cached under the data root; the others are never downloaded: a missing one is an error that
+says where to get it.
 """
 
+import gzip
 import os
 import pickle
 import random
@@ -25,8 +29,10 @@ from torch import Tensor
 
 from schema import ConfigError, closest
 
-DATASETS = ("mnist1d", "cifar10", "cifar100", "imagenet")
+DATASETS = ("mnist1d", "digits", "mnist", "cifar10", "cifar100", "imagenette", "imagenet")
 CIFAR_PAGE = "https://www.cs.toronto.edu/~kriz/cifar.html"
+MNIST_PAGE = "http://yann.lecun.com/exdb/mnist/"
+IMAGENETTE_PAGE = "https://github.com/fastai/imagenette"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 Batches = Iterator[tuple[Tensor, Tensor]]
@@ -197,6 +203,85 @@ def load_mnist1d(root: Path, val_fraction: float, split_seed: int) -> Dataset:
     return InMemoryDataset("mnist1d", 10, 1, inputs, labels, mean=train.mean(), std=train.std())
 
 
+# --- scikit-learn's digits ------------------------------------------------------------
+
+DIGITS_TEST_FRACTION = 0.2
+DIGITS_TEST_SEED = 0
+
+
+def digits_arrays(directory: Path) -> dict[str, np.ndarray]:
+    """scikit-learn's 8x8 digits (shipped inside the package), copied once into ``directory``
+    so that later reads skip importing scikit-learn, which takes seconds."""
+    path = directory / f"digits-scikit-learn-{version('scikit-learn')}.npz"
+    if not path.exists():
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        save_atomically(path, {"images": digits.images.astype(np.float32), "labels": digits.target.astype(np.int64)})
+    with np.load(path) as cached:
+        return {key: cached[key] for key in cached.files}
+
+
+def load_sklearn_digits(root: Path, val_fraction: float, split_seed: int) -> Dataset:
+    """The 1797 images (1, 8, 8) of scikit-learn's digits, 16 grey levels, in 10 classes.
+
+    A fixed fifth (359 images, drawn with seed ``DIGITS_TEST_SEED`` whatever ``split_seed``)
+    is the test split; train and val split the other 1438 (1294 + 144 at the default
+    fraction). Standardised by the training split's mean and std.
+    """
+    arrays = digits_arrays(root / "digits")
+    images, labels = torch.from_numpy(arrays["images"]).unsqueeze(1), torch.from_numpy(arrays["labels"])
+    training, test = split_indices(len(labels), DIGITS_TEST_FRACTION, DIGITS_TEST_SEED)
+    inputs, labels = holdout_splits(images[training], labels[training], images[test], labels[test],
+                                    val_fraction, split_seed)
+    train = inputs["train"]
+    return InMemoryDataset("digits", 10, 1, inputs, labels, mean=train.mean(), std=train.std())
+
+
+# --- MNIST ----------------------------------------------------------------------------
+
+# torchvision's layout: <root>/MNIST/raw/ holds the four IDX files, plain or gzipped.
+MNIST_DIRECTORY = Path("MNIST") / "raw"
+MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+# Mean and std of the training images in [0, 1] units (the authors' normalisation).
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file of unsigned bytes: two zero bytes, 0x08, the number of dimensions, their
+    sizes as big-endian int32, then the data."""
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as handle:
+        content = handle.read()
+    if content[:3] != b"\x00\x00\x08":
+        raise ConfigError(f"{path} is not an IDX file of unsigned bytes", key="data_root")
+    dims = content[3]
+    shape = np.frombuffer(content, ">i4", dims, offset=4)
+    return np.frombuffer(content, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def load_mnist(root: Path, val_fraction: float, split_seed: int) -> Dataset:
+    """MNIST: 60,000 training images (1, 28, 28) (54,000 train + 6,000 val at the default
+    fraction) and 10,000 test images, normalised, not augmented (the paper's appendix J)."""
+    directory = root / MNIST_DIRECTORY
+    found = {name: next((p for p in (directory / name, directory / f"{name}.gz") if p.is_file()), None)
+             for files in MNIST_FILES.values() for name in files}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        raise ConfigError(
+            f"MNIST not found: expected {directory} with {', '.join(missing)} (or the same .gz; data root {root}). "
+            f"Download the four files from {MNIST_PAGE} or a mirror (torchvision.datasets.MNIST(<root>, "
+            f"download=True) leaves them there), or pass --data-root (or set PRUNEBENCH_DATA) to a directory "
+            f"that holds {MNIST_DIRECTORY}/", key="data_root")
+    arrays = {split: [torch.from_numpy(read_idx(found[name]).copy()) for name in files]
+              for split, files in MNIST_FILES.items()}
+    (images, labels), (test_images, test_labels) = arrays["train"], arrays["test"]
+    inputs, labels = holdout_splits(images.unsqueeze(1), labels.long(), test_images.unsqueeze(1),
+                                    test_labels.long(), val_fraction, split_seed)
+    return InMemoryDataset("mnist", 10, 1, inputs, labels, mean=torch.tensor(255 * MNIST_MEAN),
+                           std=torch.tensor(255 * MNIST_STD))
+
+
 # --- CIFAR ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -302,44 +387,87 @@ class ImageFolderDataset(Dataset):
         return self.batches(split, batch_size, device)
 
 
+def image_folders(root: Path, name: str, title: str, how: str):
+    """The ImageFolders ``<root>/<name>/train`` and ``val``; missing ones are an error that
+    says ``how`` to get them."""
+    from torchvision.datasets import ImageFolder  # imported here: torchvision takes a second and a half to import
+
+    directory = root / name
+    try:
+        train_folder, test_folder = ImageFolder(str(directory / "train")), ImageFolder(str(directory / "val"))
+    except FileNotFoundError as error:
+        raise ConfigError(
+            f"{title} not found or incomplete under {directory} (data root {root}): {error}. {how}, "
+            f"or pass --data-root (or set PRUNEBENCH_DATA) to a directory that holds {name}/", key="data_root")
+    if train_folder.classes != test_folder.classes:
+        raise ConfigError(f"{directory}/train and {directory}/val have different class folders", key="data_root")
+    return train_folder, test_folder
+
+
+def folder_dataset(name: str, folders: tuple, val_fraction: float, split_seed: int,
+                   augmented: Callable, plain: Callable) -> Dataset:
+    """Train and val split from the first folder (train with ``augmented``), test the second."""
+    train_folder, test_folder = folders
+    train, val = split_indices(len(train_folder), val_fraction, split_seed)
+    splits = {"train": ImageFiles([train_folder.samples[i] for i in train], augmented),
+              "val": ImageFiles([train_folder.samples[i] for i in val], plain),
+              "test": ImageFiles(test_folder.samples, plain)}
+    return ImageFolderDataset(name, len(train_folder.classes), 3, splits, workers=min(8, os.cpu_count() or 1))
+
+
 def load_imagenet(root: Path, val_fraction: float, split_seed: int) -> Dataset:
     """ImageNet in ImageFolder layout: val and train split from ``train/``, test from ``val/``.
 
     Training: RandomResizedCrop 224 + horizontal flip; evaluation: Resize 256 + CenterCrop 224.
     """
-    from torchvision import transforms  # imported here: torchvision takes a second and a half to import
-    from torchvision.datasets import ImageFolder
+    from torchvision import transforms
 
-    directory = root / "imagenet"
-    try:
-        train_folder, test_folder = ImageFolder(str(directory / "train")), ImageFolder(str(directory / "val"))
-    except FileNotFoundError as error:
-        raise ConfigError(
-            f"ImageNet not found or incomplete under {directory} (data root {root}): {error}. "
-            f"Put the ILSVRC-2012 images there as train/<class>/*.JPEG and val/<class>/*.JPEG, "
-            f"or pass --data-root (or set PRUNEBENCH_DATA) to a directory that holds imagenet/", key="data_root")
-    if train_folder.classes != test_folder.classes:
-        raise ConfigError(f"{directory}/train and {directory}/val have different class folders", key="data_root")
-
+    folders = image_folders(root, "imagenet", "ImageNet", "Put the ILSVRC-2012 images there as "
+                            "train/<class>/*.JPEG and val/<class>/*.JPEG")
     normalise = [transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     augmented = transforms.Compose([transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip(), *normalise])
     plain = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), *normalise])
-    train, val = split_indices(len(train_folder), val_fraction, split_seed)
-    splits = {"train": ImageFiles([train_folder.samples[i] for i in train], augmented),
-              "val": ImageFiles([train_folder.samples[i] for i in val], plain),
-              "test": ImageFiles(test_folder.samples, plain)}
-    return ImageFolderDataset("imagenet", len(train_folder.classes), 3, splits, workers=min(8, os.cpu_count() or 1))
+    return folder_dataset("imagenet", folders, val_fraction, split_seed, augmented, plain)
+
+
+IMAGENETTE_DIRECTORY = "imagenette-320"
+IMAGENETTE_SIDE = 128
+IMAGENETTE_FLIP = 0.2
+
+
+def load_imagenette(root: Path, val_fraction: float, split_seed: int) -> Dataset:
+    """Imagenette v1 at 320 pixels (fast.ai's 10 ImageNet classes; 12,894 training and 500
+    validation images), the release SNIP-it used (appendix J; the authors' imagenette-320),
+    in ImageFolder layout: val and train split from ``train/``, test from ``val/``.
+
+    Images are resized to 128x128, not keeping the aspect ratio (the authors'
+    transforms.Resize((128, 128)), utils/data_loaders.py get_imagenette_loaders), and
+    normalised with ImageNet's mean and std; training images are mirrored with probability
+    0.2. The authors' loader mirrors the test images too (one transform for both splits);
+    here evaluation is never augmented, so that it is deterministic.
+    """
+    from torchvision import transforms
+
+    folders = image_folders(root, IMAGENETTE_DIRECTORY, "Imagenette",
+                            f"Extract imagenette-320.tgz (v1; the link of imagenette2-320.tgz on {IMAGENETTE_PAGE} "
+                            f"without the 2) into the data root, giving {IMAGENETTE_DIRECTORY}/train/<class>/*.JPEG "
+                            f"and {IMAGENETTE_DIRECTORY}/val/<class>/*.JPEG")
+    plain = [transforms.Resize((IMAGENETTE_SIDE, IMAGENETTE_SIDE)), transforms.ToTensor(),
+             transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    augmented = transforms.Compose([transforms.RandomHorizontalFlip(IMAGENETTE_FLIP), *plain])
+    return folder_dataset("imagenette", folders, val_fraction, split_seed, augmented, transforms.Compose(plain))
 
 
 def load_dataset(name: str, data_root: str | Path, val_fraction: float = 0.1, split_seed: int = 0) -> Dataset:
-    """The named dataset from ``data_root`` (MNIST-1D is generated there on first use)."""
+    """The named dataset from ``data_root`` (MNIST-1D is generated there, and the digits
+    copied there from scikit-learn, on first use)."""
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; {closest(name, DATASETS)}", key="dataset")
     if not 0 <= val_fraction < 1:
         raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}", key="val_fraction")
     root = Path(data_root)
-    if name == "mnist1d":
-        return load_mnist1d(root, val_fraction, split_seed)
-    if name == "imagenet":
-        return load_imagenet(root, val_fraction, split_seed)
+    loaders = {"mnist1d": load_mnist1d, "digits": load_sklearn_digits, "mnist": load_mnist,
+               "imagenette": load_imagenette, "imagenet": load_imagenet}
+    if name in loaders:
+        return loaders[name](root, val_fraction, split_seed)
     return load_cifar(name, root, val_fraction, split_seed)

@@ -41,4 +41,4 @@ def init_conv_weights(model: nn.Module) -> None:
 
 
 # The model modules register themselves on import; they need ``register`` defined above.
-from . import cifar_resnet, imagenet, resnet1d, vgg, wrn  # noqa: E402, F401
+from . import cifar_resnet, imagenet, resnet1d, snipit, vgg, wrn  # noqa: E402, F401

@@ -1,6 +1,8 @@
+import gzip
 import pickle
 import random
 import socket
+import struct
 
 import mnist1d
 import mnist1d.data
@@ -175,6 +177,8 @@ def test_random_crop_flip_takes_a_shifted_window_maybe_mirrored():
     ("cifar10", "cifar-10-batches-py", "cifar-10-python.tar.gz"),
     ("cifar100", "cifar-100-python", "cifar-100-python.tar.gz"),
     ("imagenet", "imagenet", "train/<class>"),
+    ("mnist", "MNIST/raw", "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte"),
+    ("imagenette", "imagenette-320", "imagenette-320.tgz"),
 ])
 def test_missing_data_names_the_directory_and_how_to_get_it(tmp_path, name, directory, how):
     root = tmp_path / "nowhere"
@@ -198,13 +202,18 @@ def test_default_data_root(monkeypatch, tmp_path):
     assert default_data_root() == tmp_path / "data"
 
 
-def test_imagenet_reads_an_image_folder_tree(tmp_path):
+def write_image_folders(directory, colour=lambda i: (40 * i, 100, 200)):
+    """train/ with 5 and val/ with 2 images of 20x16 pixels for each of two classes."""
     for split, count in (("train", 5), ("val", 2)):
         for label in ("cat", "dog"):
-            folder = tmp_path / "imagenet" / split / label
+            folder = directory / split / label
             folder.mkdir(parents=True)
             for i in range(count):
-                Image.new("RGB", (20, 16), (40 * i, 100, 200)).save(folder / f"{i}.png")
+                Image.new("RGB", (20, 16), colour(i)).save(folder / f"{i}.png")
+
+
+def test_imagenet_reads_an_image_folder_tree(tmp_path):
+    write_image_folders(tmp_path / "imagenet")
     dataset = load_dataset("imagenet", tmp_path, val_fraction=0.2)
     assert (dataset.num_classes, dataset.train_size, dataset.val_size, dataset.test_size) == (2, 8, 2, 4)
     inputs, labels = next(dataset.eval_batches("test", 4, "cpu"))
@@ -217,3 +226,120 @@ def test_imagenet_reads_an_image_folder_tree(tmp_path):
     (again, again_labels), = epoch(3)
     assert first.shape == (8, 3, 224, 224)
     assert torch.equal(first, again) and torch.equal(first_labels, again_labels)
+
+
+def test_imagenette_reads_an_image_folder_tree_at_128_pixels_mirroring_a_fifth(tmp_path):
+    # Each image is a left-to-right ramp, so a mirrored one is its reverse.
+    def ramp(i):
+        image = Image.new("RGB", (20, 16))
+        image.putdata([(12 * x, 10 * i, 0) for y in range(16) for x in range(20)])
+        return image
+
+    for split, count in (("train", 5), ("val", 2)):
+        for label in ("cat", "dog"):
+            folder = tmp_path / "imagenette-320" / split / label
+            folder.mkdir(parents=True)
+            for i in range(count):
+                ramp(i).save(folder / f"{i}.png")
+    dataset = load_dataset("imagenette", tmp_path, val_fraction=0.2)
+    assert (dataset.num_classes, dataset.in_channels) == (2, 3)
+    assert (dataset.train_size, dataset.val_size, dataset.test_size) == (8, 2, 4)
+    test_inputs, test_labels = all_samples(dataset, "test")
+    assert test_inputs.shape == (4, 3, 128, 128) and test_labels.tolist() == [0, 0, 1, 1]
+    red = test_inputs[:, 0]  # normalised with ImageNet's mean and std
+    assert (red[..., 1:] >= red[..., :-1]).all() and torch.equal(all_samples(dataset, "test")[0], test_inputs)
+    assert red.mean().item() == pytest.approx((12 * 9.5 / 255 - 0.485) / 0.229, abs=0.05)
+
+    dataset.workers = 0  # augment in this process, from torch's global generator: no workers to start per epoch
+    torch.manual_seed(0)
+    draws = [bool(x[0, 0, 0, 0] > x[0, 0, 0, -1])  # a mirrored image's red ramp falls
+             for _ in range(40) for x, _ in dataset.train_batches(1, torch.Generator(), "cpu")]
+    assert sum(draws) / len(draws) == pytest.approx(0.2, abs=0.06)  # 320 draws of p = 0.2: sd 0.022
+
+
+def test_digits_load_offline_standardised_in_three_disjoint_splits(tmp_path, monkeypatch):
+    from sklearn.datasets import load_digits
+
+    block_downloads(monkeypatch)
+    dataset = load_dataset("digits", tmp_path)
+    assert (dataset.num_classes, dataset.in_channels) == (10, 1)
+    # 1797 images: a fixed fifth, round(0.2 * 1797) = 359, is the test split; val is
+    # round(0.1 * 1438) = 144 of the other 1438, train the remaining 1294.
+    assert (dataset.train_size, dataset.val_size, dataset.test_size) == (1294, 144, 359)
+    splits = {split: all_samples(dataset, split) for split in ("train", "val", "test")}
+    train_inputs = splits["train"][0]
+    assert train_inputs.shape == (1294, 1, 8, 8) and splits["test"][0].shape == (359, 1, 8, 8)
+    assert abs(train_inputs.mean().item()) < 1e-4 and train_inputs.std().item() == pytest.approx(1, abs=1e-4)
+    # Undo the standardisation and find every image among scikit-learn's: each once, none twice.
+    mean, std = dataset.mean, dataset.std
+    digits = load_digits()
+    index = {image.tobytes(): i for i, image in enumerate(digits.images.astype(np.float32))}
+    positions = {split: [index[(x * std + mean).round().numpy().astype(np.float32).tobytes()] for x in inputs[:, 0]]
+                 for split, (inputs, _) in splits.items()}
+    assert sorted(sum(positions.values(), [])) == list(range(1797))
+    for split, (_, labels) in splits.items():
+        assert labels.tolist() == digits.target[positions[split]].tolist()
+
+
+def test_digits_test_split_is_fixed_and_val_follows_split_seed(tmp_path):
+    def split(seed, name, fraction=0.1):
+        """The split's images as stored, before the standardisation (which the train split sets)."""
+        return load_dataset("digits", tmp_path, val_fraction=fraction, split_seed=seed).inputs[name]
+
+    assert torch.equal(split(0, "test"), split(1, "test"))
+    assert torch.equal(split(0, "test"), split(0, "test", fraction=0.25))
+    assert torch.equal(split(0, "val"), split(0, "val"))
+    assert not torch.equal(split(0, "val"), split(1, "val"))
+
+
+def test_digits_are_read_from_the_cache_without_scikit_learn(tmp_path, monkeypatch):
+    import sklearn.datasets
+
+    first = load_dataset("digits", tmp_path)
+    monkeypatch.setattr(sklearn.datasets, "load_digits", refuse)
+    again = load_dataset("digits", tmp_path)
+    assert [p.name for p in (tmp_path / "digits").iterdir()] == [
+        f"digits-scikit-learn-{sklearn.__version__}.npz"]
+    assert torch.equal(all_samples(first, "train")[0], all_samples(again, "train")[0])
+
+
+def write_idx(path, array, compress):
+    """``array`` (uint8) in the IDX format: 0, 0, 0x08, the number of dimensions, then their sizes."""
+    content = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape) + array.tobytes()
+    path = path.with_name(path.name + ".gz") if compress else path
+    with (gzip.open if compress else open)(path, "wb") as handle:
+        handle.write(content)
+
+
+def test_mnist_reads_the_idx_files_plain_or_gzipped(tmp_path):
+    directory = tmp_path / "MNIST" / "raw"
+    directory.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    train_images, test_images = (rng.integers(0, 256, (n, 28, 28), dtype=np.uint8) for n in (30, 5))
+    write_idx(directory / "train-images-idx3-ubyte", train_images, compress=True)
+    write_idx(directory / "train-labels-idx1-ubyte", (np.arange(30) % 10).astype(np.uint8), compress=False)
+    write_idx(directory / "t10k-images-idx3-ubyte", test_images, compress=False)
+    write_idx(directory / "t10k-labels-idx1-ubyte", np.array([3, 1, 4, 1, 5], np.uint8), compress=True)
+    dataset = load_dataset("mnist", tmp_path, val_fraction=0.2)
+    assert (dataset.num_classes, dataset.in_channels) == (10, 1)
+    assert (dataset.train_size, dataset.val_size, dataset.test_size) == (24, 6, 5)
+    test_inputs, test_labels = all_samples(dataset, "test")
+    assert test_labels.tolist() == [3, 1, 4, 1, 5] and test_labels.dtype == torch.int64
+    expected = (torch.from_numpy(test_images).float().unsqueeze(1) / 255 - 0.1307) / 0.3081
+    assert test_inputs.shape == (5, 1, 28, 28) and torch.allclose(test_inputs, expected, atol=1e-5)
+    train_labels = torch.cat([all_samples(dataset, split)[1] for split in ("train", "val")])
+    assert sorted(train_labels.tolist()) == sorted(np.arange(30) % 10)
+    first, _ = next(dataset.train_batches(30, torch.Generator().manual_seed(0), "cpu"))
+    second, _ = next(dataset.train_batches(30, torch.Generator().manual_seed(0), "cpu"))
+    assert torch.equal(first, second)  # not augmented: the same images in the same order
+
+
+def test_mnist_refuses_a_file_that_is_not_idx(tmp_path):
+    directory = tmp_path / "MNIST" / "raw"
+    directory.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (directory / name).write_bytes(b"<html>not found</html>")
+    with pytest.raises(ConfigError, match="train-images-idx3-ubyte is not an IDX file") as error:
+        load_dataset("mnist", tmp_path)
+    assert error.value.key == "data_root"

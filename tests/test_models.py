@@ -58,7 +58,9 @@ def test_resnet1d_has_enough_weights_to_survive_extreme_sparsity():
 
 def test_every_model_is_registered():
     assert set(MODELS) == {"resnet1d", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
-                           "resnet18", "wrn28x10", "vgg16", "vgg19", "vgg1d", "resnet34", "resnet50"}
+                           "resnet18", "wrn28x10", "vgg16", "vgg19", "vgg1d", "resnet34", "resnet50",
+                           "snipit-lenet5", "snipit-conv6", "snipit-resnet18", "snipit-vgg16", "snipit-alexnet",
+                           "snipit-mlp5-8x8", "snipit-mlp5-28x28", "snipit-mlp5-32x32", "snipit-mlp5-128x128"}
 
 
 def test_unknown_model_suggests_the_closest_name():
