@@ -3,8 +3,8 @@
 The networks for MNIST-1D have few channels and short signals, where PyTorch's CPU
 convolution (oneDNN) reaches about 10 GFLOP/s. Written as one matrix product over the
 unfolded signal (im2col) in the (batch, length, channels) layout, with BatchNorm over the
-(batch x length, channels) rows, a training step of ``resnet1d`` takes about 0.7 times as
-long on one core (``make bench-perf``, section 8). The modules are ``nn.Conv1d``
+(batch x length, channels) rows, an epoch of ``resnet1d`` takes about 0.8 times as long on
+one core (``make bench-perf``, section 8). The modules are ``nn.Conv1d``
 and ``nn.BatchNorm1d`` with the same parameters, inputs and outputs (batch, channels,
 length), so masks, FLOP counts and hooks see no difference; results equal the built-in
 layers' up to float rounding. On other devices they are the built-in layers.
