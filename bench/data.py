@@ -151,13 +151,20 @@ def mnist1d_arrays(directory: Path) -> dict[str, np.ndarray]:
     The cache file is named by the mnist1d version, which fixes its default arguments, so a
     cached dataset is read without importing mnist1d (which takes most of a second).
     """
-    path = directory / f"mnist1d-{version('mnist1d')}-defaults.npz"
-    if not path.exists():
+    def make() -> dict[str, np.ndarray]:
         from mnist1d.data import get_dataset_args
 
         args = get_dataset_args(as_dict=True)
         del args["url"]  # only used for downloading, which never happens here
-        save_atomically(path, generate_mnist1d(args))
+        return generate_mnist1d(args)
+
+    return cached_arrays(directory / f"mnist1d-{version('mnist1d')}-defaults.npz", make)
+
+
+def cached_arrays(path: Path, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The arrays of the .npz at ``path``, written there from ``make()`` first if it is missing."""
+    if not path.exists():
+        save_atomically(path, make())
     with np.load(path) as cached:
         return {key: cached[key] for key in cached.files}
 
@@ -212,14 +219,13 @@ DIGITS_TEST_SEED = 0
 def digits_arrays(directory: Path) -> dict[str, np.ndarray]:
     """scikit-learn's 8x8 digits (shipped inside the package), copied once into ``directory``
     so that later reads skip importing scikit-learn, which takes seconds."""
-    path = directory / f"digits-scikit-learn-{version('scikit-learn')}.npz"
-    if not path.exists():
+    def make() -> dict[str, np.ndarray]:
         from sklearn.datasets import load_digits
 
         digits = load_digits()
-        save_atomically(path, {"images": digits.images.astype(np.float32), "labels": digits.target.astype(np.int64)})
-    with np.load(path) as cached:
-        return {key: cached[key] for key in cached.files}
+        return {"images": digits.images.astype(np.float32), "labels": digits.target.astype(np.int64)}
+
+    return cached_arrays(directory / f"digits-scikit-learn-{version('scikit-learn')}.npz", make)
 
 
 def load_sklearn_digits(root: Path, val_fraction: float, split_seed: int) -> Dataset:
