@@ -16,8 +16,9 @@ from functools import cached_property
 
 SCHEMA_VERSION = 1
 # Raised when a model's code changes what its runs compute (models are imported with torch,
-# which the id must not need). resnet1d, vgg1d 1: 1D layers as matrix products (models/layers1d.py).
-MODEL_REVISIONS = {"resnet1d": 1, "vgg1d": 1}
+# which the id must not need). resnet1d, vgg1d 1: 1D layers as matrix products (models/layers1d.py);
+# 2: their im2col from the kernel's shifted views.
+MODEL_REVISIONS = {"resnet1d": 2, "vgg1d": 2}
 TUNED_TRAINING_KEYS = ("lr", "weight_decay", "momentum")
 
 
