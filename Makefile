@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 # Every manifest bench/manifests/<target>.toml is a make target of the same name.
 TARGETS := $(basename $(notdir $(wildcard bench/manifests/*.toml)))
 
-.PHONY: test test-slurm test-perf test-targets reports validate bench-perf clean-venv slurm-up slurm-down $(TARGETS)
+.PHONY: test test-slurm test-perf test-targets reports reproduce-all validate bench-perf clean-venv slurm-up slurm-down $(TARGETS)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ $(STAMP): pyproject.toml
 
 $(TARGETS): $(STAMP)
 	$(BIN)/prunebench run $@ --profile $(PROFILE) --executor $(EXECUTOR) $(RUN_FLAGS)
+
+# Every target's PROFILE as one grid (a run shared by targets is trained once, and the workers
+# stay busy across targets), then every target's report. `RUN_FLAGS=--dry-run` counts it.
+reproduce-all: $(STAMP)
+	$(BIN)/prunebench run --all --profile $(PROFILE) --executor $(EXECUTOR) $(RUN_FLAGS)
 
 # Regenerate every target's report for PROFILE from the stored runs, training nothing.
 reports: $(STAMP)

@@ -17,10 +17,11 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="prunebench", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True)
 
-    def target_command(name: str, help: str, all_option: bool = False) -> argparse.ArgumentParser:
+    def target_command(name: str, help: str, all_option: bool = False, several: bool = False) -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=help, description=help)
-        command.add_argument("target", nargs="?" if all_option else None,
-                             help="a manifest name from `prunebench list` or a path to a .toml file")
+        command.add_argument("target", nargs="*" if several else "?" if all_option else None,
+                             help="a manifest name from `prunebench list` or a path to a .toml file"
+                             + (" (several: one grid, shared runs trained once)" if several else ""))
         if all_option:
             command.add_argument("--all", action="store_true", help="every manifest")
         return command
@@ -31,7 +32,8 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--results", default=DEFAULT_RESULTS, help="results directory (default: ./results)")
         command.add_argument("--reports", default=DEFAULT_REPORTS, help="reports directory (default: ./reports)")
 
-    run = target_command("run", "run a target's grid (only what is missing), then render its report")
+    run = target_command("run", "run a target's grid (only what is missing), then render its report",
+                         all_option=True, several=True)
     locations(run)
     run.add_argument("--executor", default="local", help="inline, local (default) or slurm")
     run.add_argument("--jobs", type=int, help="parallel local jobs (default: cores / threads per run, "
@@ -77,7 +79,7 @@ def chosen_targets(args) -> list[str]:
         return targets()
     if not args.target:
         raise ConfigError("name a target or pass --all", key="target")
-    return [args.target]
+    return args.target if isinstance(args.target, list) else [args.target]
 
 
 def cmd_list(args) -> int:
@@ -133,30 +135,31 @@ def slurm_settings(args, manifest) -> dict:
 
 
 def cmd_run(args) -> int:
+    """One grid of every run the targets need, each trained once however many targets share it;
+    then each target's report."""
     from .data import default_data_root, load_dataset
     from .execute import check_executor, default_jobs, plan, run_plan, submit_plan
     from .manifest import load
     from .runlist import remember
-    from .search import expand
     from .store import RunStore
 
-    manifest = load(args.target, args.profile)
+    manifests = [load(target, args.profile) for target in chosen_targets(args)]
     check_executor(args.executor)
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"must be at least 1, got {args.jobs}", key="--jobs")
     if args.no_wait and args.executor != "slurm":
         raise ConfigError(f"needs --executor slurm (a {args.executor} grid lives as long as this command)",
                           key="--no-wait")
-    slurm = slurm_settings(args, manifest)
+    slurm = most_demanding([slurm_settings(args, manifest) for manifest in manifests])
     store = RunStore(args.results)
-    specs = expand(manifest, store)
+    targets = expand_all(manifests, store)
     if not args.dry_run:
-        discard_corrupt(specs, store)
-        specs = expand(manifest, store)
-    grid = plan(specs, store)
-    rounds = max((row.search_rounds for row in manifest.rows), default=0)
-    print(f"{manifest.target} [{manifest.profile}]: {grid.total} runs, {grid.done} done, "
-          f"{len(grid.pending)} to run ({grid.epochs} epochs)" + (search_plan(manifest, rounds) if rounds else ""))
+        discard_corrupt([spec for specs in targets.values() for spec in specs], store)
+        targets = expand_all(manifests, store)
+    grid = plan(unique(targets), store)
+    rounds = max((row.search_rounds for manifest in manifests for row in manifest.rows), default=0)
+    searched = search_plan(manifests[0], rounds) if len(manifests) == 1 and rounds else ""
+    print(grid_summary(manifests, targets, grid) + searched)
     if args.dry_run:
         return 0
     data_root = str(Path(args.data_root) if args.data_root else default_data_root())
@@ -168,26 +171,70 @@ def cmd_run(args) -> int:
     if args.no_wait and grid.pending:
         arrays = submit_plan(grid, store, data_root=data_root, slurm=slurm)
         where = f" --results {args.results}" if args.results != DEFAULT_RESULTS else ""
-        print(f"submitted job arrays {', '.join(arrays)}; follow them with "
-              f"`prunebench status {args.target} --profile {manifest.profile}{where}`"
+        follow = "; ".join(f"`prunebench status {manifest.target} --profile {manifest.profile}{where}`"
+                           for manifest in manifests)
+        print(f"submitted job arrays {', '.join(arrays)}; follow them with {follow}"
               + ("; once they end, `prunebench run` again submits the next search round" if rounds else ""))
         return 0
-    jobs = args.jobs or default_jobs(manifest.training["threads"], slurm["mem_gb"])
+    jobs = args.jobs or default_jobs(max(m.training["threads"] for m in manifests), slurm["mem_gb"])
     for _ in range(rounds + 1):  # the grid, then one pass per search round
         run_plan(grid, store, executor=args.executor, jobs=jobs, data_root=data_root, slurm=slurm,
                  progress=not args.quiet)
-        before, specs = {spec.run_id for spec in specs}, expand(manifest, store)
-        if {spec.run_id for spec in specs} <= before:
+        before = {spec.run_id for spec in unique(targets)}
+        targets = expand_all(manifests, store)
+        if {spec.run_id for spec in unique(targets)} <= before:
             break
-        grid = plan(specs, store)
+        grid = plan(unique(targets), store)
         print(f"search: {len(grid.pending)} more runs ({grid.epochs} epochs)")
-    runs = remember(manifest, specs, Path(args.results))
-    failed = store.failures(runs.needed)
+    failed = {}
+    for manifest in manifests:
+        runs = remember(manifest, targets[manifest.target], Path(args.results))
+        failed.update(store.failures(runs.needed))
+        if not args.no_report:
+            print(f"report: {render(manifest, runs, store, Path(args.reports))}")
     for run_id, error in failed.items():
         print(f"run {run_id} failed: {error.strip().splitlines()[-1] if error.strip() else error}", file=sys.stderr)
-    if not args.no_report:
-        print(f"report: {render(manifest, runs, store, Path(args.reports))}")
     return 1 if failed else 0
+
+
+def expand_all(manifests, store) -> dict:
+    """Target -> its runs, search points included."""
+    from .search import expand
+
+    return {manifest.target: expand(manifest, store) for manifest in manifests}
+
+
+def unique(targets: dict) -> list:
+    """The runs of every target, each once."""
+    return list({spec.run_id: spec for specs in targets.values() for spec in specs}.values())
+
+
+def most_demanding(settings: list[dict]) -> dict:
+    """The [slurm] settings of one target, or for several the largest of each resource (the
+    partition of the first): every job of the shared grid gets what the neediest asks for."""
+    merged = dict(settings[0])
+    for other in settings[1:]:
+        for key, value in other.items():
+            if isinstance(value, (int, float)) and isinstance(merged.get(key), (int, float)):
+                merged[key] = max(merged[key], value)
+    return merged
+
+
+def grid_summary(manifests, targets: dict, grid) -> str:
+    """E.g. "fig-x [cpu]: 12 runs, 4 done, 8 to run (96 epochs)"; for several targets their
+    count and the runs they share."""
+    from .runspec import with_parents
+
+    counts = f"{grid.total} runs, {grid.done} done, {len(grid.pending)} to run ({grid.epochs} epochs)"
+    if len(manifests) == 1:
+        return f"{manifests[0].target} [{manifests[0].profile}]: {counts}"
+    needs: dict[str, int] = {}
+    for specs in targets.values():
+        for run_id in {spec.run_id for spec in with_parents(specs)}:
+            needs[run_id] = needs.get(run_id, 0) + 1
+    shared = sum(n > 1 for n in needs.values())
+    profiles = ", ".join(sorted({manifest.profile for manifest in manifests}))
+    return f"{len(manifests)} targets [{profiles}]: {counts}; {shared} runs are shared between targets"
 
 
 def search_plan(manifest, rounds: int) -> str:

@@ -18,6 +18,7 @@ from bench.cli import main
 from bench.execute import claim
 from bench.store import RunStore
 from bench.manifest import load
+from bench.runspec import with_parents
 from methods.core.masks import prunable_modules
 from models import build_model
 
@@ -295,3 +296,30 @@ def test_a_report_of_stored_runs_imports_neither_torch_nor_methods_nor_models(di
     assert edited.returncode == 0 and "imported: ['methods', 'models', 'torch']" in edited.stdout, edited.stderr
     assert "edited table" in (reports / "small" / "base" / "table.tex").read_text()
     assert "imported: []" in report().stdout  # and stores the new list
+
+
+def test_targets_run_together_train_their_shared_runs_once(dirs, write_manifest, capsys):
+    """Two targets whose IMP rows prune the same dense parent: one grid, the parent trained
+    once, both reports rendered; --dry-run first counts the shared runs and trains nothing."""
+    results, reports, where = dirs
+
+    def other(data):
+        data["rows"] = [data["rows"][1]]
+        data["goal_sparsities"] = [0.9]
+    first, second = str(write_manifest()), str(write_manifest(other, name="other.toml"))
+    parents = {spec.parent.run_id for path in (first, second) for spec in load(path, "base").expand() if spec.parent}
+    assert len(parents) == 1
+    alone = [run_ids_needed(path) for path in (first, second)]
+    together, shared = alone[0] | alone[1], alone[0] & alone[1]
+    assert shared
+    assert main(["run", first, second, "--profile", "base", "--dry-run", *where]) == 0
+    assert (f"2 targets [base]: {len(together)} runs, 0 done, {len(together)} to run" in capsys.readouterr().out
+            and not results.exists())
+    assert main(["run", first, second, "--profile", "base", "--executor", "inline", "--quiet", *where]) == 0
+    assert f"{len(shared)} runs are shared between targets" in capsys.readouterr().out
+    assert run_ids(results) == together
+    assert (reports / "small" / "base").is_dir() and (reports / "other" / "base").is_dir()
+
+
+def run_ids_needed(*paths: str) -> set[str]:
+    return {spec.run_id for path in paths for spec in with_parents(load(path, "base").expand())}
