@@ -69,6 +69,8 @@ RESUMED = [
     ("snip-it", {"timing": "during", "steps": 0, "prune_delay": 0, "prune_interval": 1, "score_batches": 1},
      [3]),                                                        # between its steps after epochs 1 and 2
     ("grasp", {"score_batches": 1}, [3]),
+    ("imp-global", {"steps": 0, "prune_delay": 0, "prune_interval": 1, "rewind_epoch": 0},
+     [2]),                                                        # its kept weights, between its two steps
     ("random-init", {}, [3]),
 ]
 
