@@ -6,7 +6,7 @@
 - ``prune_retrain/``: prune a trained network, then retrain (IMP, BIMP; rewinding, AIMP;
   IMP-global, pruning and rewinding during training);
 - ``pruning_stable/``: sparsify during training, then a hard prune (GMP, DPF, DNW, GSM,
-  LC, and STR, CS, DST whose sparsity is learned);
+  LC, and STR, CS, DST, HoyerSquare whose sparsity is learned);
 - ``at_init/``: prune before training from sensitivity statistics (SNIP, SNIP-it, GraSP);
 - ``structured/``: remove whole filters or nodes.
 

@@ -21,8 +21,11 @@ from methods.core.masks import apply_masks, magnitude_prune, prunable_modules
 
 @register
 class IMPGlobal(Method):
-    """IMP-global: the network trains for its whole budget in one phase, with one optimizer;
-    after the training epoch e (counted from 0) for which e - d is a positive multiple of tau
+    """IMP-global: global magnitude steps on SNIP-it's schedule while training, each followed
+    by a rewind of the weights.
+
+    The network trains for its whole budget in one phase, with one optimizer; after the
+    training epoch e (counted from 0) for which e - d is a positive multiple of tau
     (``prune_delay`` d, ``prune_interval`` tau: 4 and 4, appendix F), a step prunes the
     weights of every convolutional and linear layer, ranked by magnitude all together, to the
     next of SNIP-it's s + 2 sparsities (``methods.at_init.snip.snip_it_sparsities``, the
