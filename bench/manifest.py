@@ -41,6 +41,7 @@ NOTHING_TRAINED = ("schedules",)  # report kinds drawn from the manifest alone, 
 MAX_RUNS = 200_000  # per manifest and profile: more would take minutes to expand, not seconds
 MAX_MANIFEST_BYTES = 1_000_000
 MAX_CONSTRAINT_CHARS = 500
+OPTIMIZERS = ("sgd", "adam")
 
 
 def manifest_dir() -> Path:
@@ -83,11 +84,15 @@ TRAINING = {
     "dataset": Param(help="dataset (`prunebench list`)", type=str, choices=_datasets),
     "epochs": Param(help="training budget", symbol="T", type=int, above=0, at_most=100_000),
     "batch_size": Param(help="training batch size", type=int, above=0),
-    "optimizer": Param("sgd", "optimizer", choices=("sgd",)),
+    "optimizer": Param("sgd", "sgd (with momentum, nesterov) or adam (PyTorch's betas; the weight decay an L2 term "
+                              "in its gradient, not AdamW's, as the SNIP-it authors' torch.optim.Adam)",
+                       choices=OPTIMIZERS),
     "lr": Param(help="initial learning rate", symbol="eta_1", type=float, above=0),
     "momentum": Param(0.9, "SGD momentum", at_least=0, below=1),
-    "nesterov": Param(False, "Nesterov momentum"),
+    "nesterov": Param(False, "Nesterov momentum (SGD)"),
     "weight_decay": Param(0.0, "weight decay", at_least=0),
+    "grad_clip": Param(None, "clip the global L2 norm of all gradients at this value in every step, before the "
+                             "optimizer's (SNIP-it: 10); unset: no clipping", type=float, above=0),
     "lr_schedule": Param(help="learning-rate schedule of regular training", type=dict),
     "threads": Param(1, "CPU threads per run", above=0),
     "val_fraction": Param(0.1, "share of the training set held out for validation", above=0, below=1),
@@ -229,6 +234,8 @@ def training_config(values: dict, where: str = "training", registries: bool = Tr
     in (the manifest, the tests and the benchmarks all build theirs here)."""
     schema, schedule = (TRAINING, LR_SCHEDULE) if registries else (unregistered(TRAINING), unregistered(LR_SCHEDULE))
     training = resolve(schema, values, where)
+    if training["optimizer"] != "sgd" and training["nesterov"]:
+        raise ConfigError(f"Nesterov momentum is SGD's, not {training['optimizer']}'s", key=f"{where}.nesterov")
     training["lr_schedule"] = resolve(schedule, training["lr_schedule"], f"{where}.lr_schedule")
     for i, milestone in enumerate(training["lr_schedule"]["milestones"]):
         MILESTONE.check(milestone, f"{where}.lr_schedule.milestones[{i}]")

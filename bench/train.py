@@ -46,7 +46,7 @@ from torch import nn
 from methods import METHODS
 from methods.core.base import Method, Phase
 from methods.core.dynamics import MaskDynamics
-from methods.core.masks import PruneEvent, apply_masks, mask_of
+from methods.core.masks import PruneEvent, apply_masks, clip_gradient_norm, mask_of
 from methods.core.schedules import Schedule
 from models import build_model
 
@@ -175,13 +175,22 @@ def evaluate(method: Method, model: nn.Module, data: Dataset, split: str, device
 
 
 def make_optimizer(method: Method, model: nn.Module) -> torch.optim.Optimizer:
+    """The training's optimizer over the method's parameter groups: SGD, or Adam with
+    PyTorch's betas and eps and the weight decay as an L2 term in the gradient (the SNIP-it
+    authors' torch.optim.Adam, utils/model_utils.py and main.py), not AdamW's decoupled one."""
     training = method.training
+    if training["optimizer"] == "adam":
+        return torch.optim.Adam(method.optimizer_groups(model), lr=training["lr"],
+                                weight_decay=training["weight_decay"])
     return torch.optim.SGD(method.optimizer_groups(model), lr=training["lr"], momentum=training["momentum"],
                            nesterov=training["nesterov"], weight_decay=training["weight_decay"])
 
 
 def train_step(method, model, inputs, targets, optimizer, scaler) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimisation step with the method's hooks; returns (loss, outputs)."""
+    """One optimisation step with the method's hooks; returns (loss, outputs). With a
+    ``grad_clip``, the gradients' global norm is clipped after the method's ``after_backward``,
+    right before the step, over every parameter's gradient as it is, a pruned weight's too:
+    the SNIP-it authors' trainer (models/trainers/DefaultTrainer.py, ``_backward_pass``)."""
     with torch.autocast(inputs.device.type, enabled=scaler.is_enabled()):
         outputs = method.forward(model, inputs)
         loss = F.cross_entropy(outputs, targets)
@@ -192,6 +201,8 @@ def train_step(method, model, inputs, targets, optimizer, scaler) -> tuple[torch
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
     method.after_backward(model)
+    if method.training["grad_clip"] is not None:
+        clip_gradient_norm(model, method.training["grad_clip"])
     scaler.step(optimizer)
     scaler.update()
     method.after_step(model, optimizer)

@@ -3,9 +3,10 @@
 - ``core/``: what every method shares: the hook interface (``base``), masks and
   magnitude selection, learning-rate schedules, reparametrised forward passes;
 - ``dense.py``: the unpruned baseline;
-- ``prune_retrain/``: prune a trained network, then retrain (IMP, BIMP; rewinding, AIMP);
+- ``prune_retrain/``: prune a trained network, then retrain (IMP, BIMP; rewinding, AIMP;
+  IMP-global, pruning and rewinding during training);
 - ``pruning_stable/``: sparsify during training, then a hard prune (GMP, DPF, DNW, GSM,
-  LC, and STR, CS, DST whose sparsity is learned);
+  LC, and STR, CS, DST, HoyerSquare whose sparsity is learned);
 - ``at_init/``: prune before training from sensitivity statistics (SNIP, SNIP-it, GraSP);
 - ``structured/``: remove whole filters or nodes.
 

@@ -63,12 +63,15 @@ RESUMED = [
     ("str", {"s_init": -3.0, "finetune_fraction": 0.5}, [2, 6]),  # thresholds, then after the final prune
     ("cs", {"finetune_fraction": 0.5}, [3]),                      # its temperature
     ("dst", {"finetune_fraction": 0.5}, [6]),                     # after the final prune
+    ("hoyer-square", {"hoyer_reg": 1e-3, "finetune_fraction": 0.5}, [2, 3]),  # at its threshold, then in FT
     ("rewinding", {"technique": "lrr", "retrain_epochs": 1, "prune_fraction": 0.5, "mask_dynamics": True}, [3, 6]),
     ("rewinding-filters", {"technique": "reinit", "retrain_epochs": 1, "filter_rates": "resnet1d-b"}, [4]),
     ("snip", {"score_batches": 1}, [3]),                          # after the prune at epoch 0 and an epoch
     ("snip-it", {"timing": "during", "steps": 0, "prune_delay": 0, "prune_interval": 1, "score_batches": 1},
      [3]),                                                        # between its steps after epochs 1 and 2
     ("grasp", {"score_batches": 1}, [3]),
+    ("imp-global", {"steps": 0, "prune_delay": 0, "prune_interval": 1, "rewind_epoch": 0},
+     [2]),                                                        # its kept weights, between its two steps
     ("random-init", {}, [3]),
 ]
 

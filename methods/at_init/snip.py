@@ -23,10 +23,21 @@ SCORE_LOSS = Param("target-logit", "the loss L whose gradient scores the weights
                    choices=tuple(LOSSES))
 
 
+STEPS = Param(5, "s: the schedule prunes s + 2 times, to kappa - (kappa - 1/2) / 2^i for i = 0..s, then to the goal "
+                 "kappa", "s", at_least=0, at_most=50)
+
+
 def snip_it_sparsities(goal: float, steps: int) -> list[float]:
     """SNIP-it's sparsity after each of its s + 2 steps: kappa - (kappa - 1/2) / 2^i for
     i = 0..s, then the goal kappa."""
     return [goal - (goal - 0.5) * 0.5 ** i for i in range(steps + 1)] + [goal]
+
+
+def check_schedule_goal(goal: float) -> None:
+    """SNIP-it's schedule prunes half the weights first: a goal below that is refused."""
+    if goal < 0.5:
+        raise ConfigError(f"SNIP-it's schedule prunes half the weights first: its goal must be at least 0.5, "
+                          f"got {goal}", key="goal_sparsity")
 
 
 @register
@@ -79,8 +90,7 @@ class SNIPit(SNIP):
     paper = "Verdenius, Stol & Forré (2020), section 3, Algorithm 1 and appendix F"
     params = {
         **SNIP.params,
-        "steps": Param(5, "s: the schedule prunes s + 2 times, to kappa - (kappa - 1/2) / 2^i for i = 0..s, then to "
-                          "the goal kappa", "s", at_least=0, at_most=50),
+        "steps": STEPS,
         "timing": Param("before", "prune at initialisation (tau = 0) or during training (tau = 4)",
                         choices=("before", "during")),
         "prune_delay": Param(4, "during training: epochs d before the pruning epochs start (--prune_delay)", "d",
@@ -98,9 +108,7 @@ class SNIPit(SNIP):
         return {delay + k * interval: sparsity for k, sparsity in enumerate(self.sparsities(), start=1)}
 
     def phases(self) -> list[Phase]:
-        if self.goal_sparsity < 0.5:
-            raise ConfigError(f"SNIP-it's schedule prunes half the weights first: its goal must be at least 0.5, "
-                              f"got {self.goal_sparsity}", key="goal_sparsity")
+        check_schedule_goal(self.goal_sparsity)
         epochs = self.training["epochs"]
         if self.hp["timing"] == "before":
             for key in ("prune_delay", "prune_interval"):

@@ -64,6 +64,18 @@ def apply_masks(model: nn.Module, optimizer: torch.optim.Optimizer | None = None
                 buffer.mul_(mask)
 
 
+def clip_gradient_norm(model: nn.Module, max_norm: float, masked: bool = False) -> None:
+    """Scale all the model's gradients by min(1, max_norm / (||g|| + 1e-6)), ||g|| their
+    global L2 norm (torch's ``clip_grad_norm_``); ``masked``: the pruned weights' entries
+    are zeroed first, so that only the gradient that trains counts in the norm."""
+    if masked:
+        for module in prunable_modules(model):
+            mask = getattr(module, "weight_mask", None)
+            if mask is not None and module.weight.grad is not None:
+                module.weight.grad.mul_(mask)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+
+
 @dataclass(frozen=True)
 class PruneEvent:
     """What one pruning step did.

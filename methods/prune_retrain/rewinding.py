@@ -36,14 +36,12 @@ store optimizer states.
 
 from dataclasses import replace
 
-import torch
-
 from methods import register
 from schema import REQUIRED, ConfigError, Param
 
 from methods.core.base import Phase
 from methods.core.li_rates import FILTER_RATES, VARIANTS, li_filter_prune
-from methods.core.masks import magnitude_prune, prunable_modules
+from methods.core.masks import clip_gradient_norm, magnitude_prune
 from methods.core.schedules import train_from
 from methods.prune_retrain.imp import PruneRetrainCycles
 
@@ -100,11 +98,7 @@ class RetrainingTechnique(PruneRetrainCycles):
         masks apply after the step, so a pruned weight's gradient is there, and at high
         sparsity it would dominate the norm and scale the rest down to nothing.)"""
         if self.hp["clip_grad_norm"] is not None:
-            for module in prunable_modules(model):
-                mask = getattr(module, "weight_mask", None)
-                if mask is not None and module.weight.grad is not None:
-                    module.weight.grad.mul_(mask)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), self.hp["clip_grad_norm"])
+            clip_gradient_norm(model, self.hp["clip_grad_norm"], masked=True)
 
 
 @register
