@@ -29,10 +29,13 @@ $(TARGETS): $(STAMP)
 # stay busy across targets), then every target's report. `RUN_FLAGS=--dry-run` counts it.
 reproduce-all: $(STAMP)
 	$(BIN)/prunebench run --all --profile $(PROFILE) --executor $(EXECUTOR) $(RUN_FLAGS)
+	$(BIN)/prunebench claims --profile $(PROFILE)
 
-# Regenerate every target's report for PROFILE from the stored runs, training nothing.
+# Regenerate every target's report for PROFILE from the stored runs, training nothing, then
+# list every claim with its verdict (reports/claims-PROFILE.csv).
 reports: $(STAMP)
 	$(BIN)/prunebench report --all --profile $(PROFILE)
+	$(BIN)/prunebench claims --profile $(PROFILE)
 
 validate: $(STAMP)
 	$(BIN)/prunebench validate --all

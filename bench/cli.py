@@ -1,4 +1,4 @@
-"""The ``prunebench`` command: run, report, validate, list, describe, status, clean.
+"""The ``prunebench`` command: run, report, claims, validate, list, describe, status, clean.
 
 Exit codes: 0 success, 1 some run failed (after rendering what exists), 2 bad input
 (manifest, command line, data root), with nothing submitted and nothing written.
@@ -53,6 +53,10 @@ def parser() -> argparse.ArgumentParser:
     target_command("validate", "validate a manifest under every profile, running nothing", all_option=True)
     status = target_command("status", "count a target's runs: done, failed, running, queued")
     locations(status)
+    claims = commands.add_parser("claims", help="every claim of every target with its verdict, from the reports",
+                                 description="every claim of every target with its verdict, from the reports")
+    claims.add_argument("--profile", default="cpu", help="profile (default: cpu)")
+    claims.add_argument("--reports", default=DEFAULT_REPORTS, help="reports directory (default: ./reports)")
     clean = commands.add_parser("clean", help="remove submitit's files and checkpoints of finished runs, never records",
                                 description="remove submitit's files and checkpoints of finished runs, never records")
     clean.add_argument("--results", default=DEFAULT_RESULTS, help="results directory (default: ./results)")
@@ -276,6 +280,22 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_claims(args) -> int:
+    """Print every claim with its verdict and write reports/claims-<profile>.csv."""
+    from .manifest import load, targets
+    from .report.claims import all_claims, as_text
+
+    having = [target for target in targets() if args.profile in load(target, "base", registries=False).profiles]
+    manifests = [load(target, args.profile, registries=False) for target in having]
+    claims = all_claims(manifests, Path(args.reports))
+    Path(args.reports).mkdir(parents=True, exist_ok=True)
+    out = Path(args.reports) / f"claims-{args.profile}.csv"
+    claims.to_csv(out, index=False)
+    print(as_text(claims))
+    print(f"written: {out}")
+    return 0
+
+
 def cmd_status(args) -> int:
     from .execute import scheduler_states, status
     from .manifest import load
@@ -299,7 +319,7 @@ def cmd_clean(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "validate": cmd_validate, "list": cmd_list,
+COMMANDS = {"run": cmd_run, "report": cmd_report, "claims": cmd_claims, "validate": cmd_validate, "list": cmd_list,
             "describe": cmd_describe, "status": cmd_status, "clean": cmd_clean}
 
 if __name__ == "__main__":
