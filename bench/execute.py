@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -244,23 +245,48 @@ def _wait(workers: list, bar: "GridProgress") -> None:
 
 
 class GridProgress:
-    """The progress bar of a grid's pending runs. Finished runs are remembered, so a poll looks
-    only at the runs still out, and polls are spaced out on large grids (each run costs a few
-    file system calls, which add up on a shared file system)."""
+    """The progress of a grid's pending runs: a bar with counts and ETA on a terminal, a plain
+    line when the count changes (at most every ``LINE_SECONDS``) in a log. Finished runs are
+    remembered, so a poll looks only at the runs still out, and polls are spaced out on large
+    grids (each run costs a few file system calls, which add up on a shared file system)."""
 
-    def __init__(self, pending: list[RunSpec], store: RunStore, enabled: bool):
-        self.bar = tqdm(total=len(pending), desc="runs", unit="run", disable=not enabled)
-        self.out, self.store = {spec.run_id for spec in pending}, store
+    LINE_SECONDS = 30
+
+    def __init__(self, pending: list[RunSpec], store: RunStore, enabled: bool, stream=None):
+        self.stream = stream or sys.stderr
+        self.terminal = enabled and self.stream.isatty()
+        self.lines = enabled and not self.terminal
+        self.bar = tqdm(total=len(pending), desc="runs", unit="run", disable=not self.terminal, file=self.stream)
+        self.out, self.store, self.total = {spec.run_id for spec in pending}, store, len(pending)
         self.poll_seconds = 0.5 + len(pending) / 5000
+        self.start = self.said = time.monotonic()
+        self.last_line = None
 
     def advance(self) -> None:
         self.out -= {run_id for run_id in self.out if self.store.is_done(run_id)}
         failed = sum(self.store.has_failed(run_id) for run_id in self.out)
+        ended = self.total - len(self.out) + failed
         self.bar.set_postfix(failed=failed, refresh=False)
-        self.bar.update(self.bar.total - len(self.out) + failed - self.bar.n)
+        self.bar.update(ended - self.bar.n)
+        if self.lines and (ended, failed) != self.last_line and (
+                ended == self.total or time.monotonic() - self.said >= self.LINE_SECONDS):
+            self.stream.write(self.line(ended, failed) + "\n")
+            self.stream.flush()
+            self.said, self.last_line = time.monotonic(), (ended, failed)
+
+    def line(self, ended: int, failed: int) -> str:
+        """E.g. "runs: 12/50 ended (1 failed), 3m10s elapsed, about 10m left"."""
+        elapsed = time.monotonic() - self.start
+        left = f", about {minutes(elapsed * (self.total - ended) / ended)} left" if 0 < ended < self.total else ""
+        return f"runs: {ended}/{self.total} ended ({failed} failed), {minutes(elapsed)} elapsed{left}"
 
     def close(self) -> None:
         self.bar.close()
+
+
+def minutes(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 60}m{whole % 60:02d}s"
 
 
 def _submit_local(specs: list[RunSpec], store: RunStore, *, jobs: int, data_root: str, time_min: int) -> list:
