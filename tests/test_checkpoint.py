@@ -70,6 +70,7 @@ RESUMED = [
      [3]),                                                        # between its steps after epochs 1 and 2
     ("grasp", {"score_batches": 1}, [3]),
     ("random-init", {}, [3]),
+    ("snap-it", {"score_batches": 1}, [3]),
 ]
 
 

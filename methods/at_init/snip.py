@@ -99,7 +99,7 @@ class SNIPit(SNIP):
 
     def phases(self) -> list[Phase]:
         if self.goal_sparsity < 0.5:
-            raise ConfigError(f"SNIP-it's schedule prunes half the weights first: its goal must be at least 0.5, "
+            raise ConfigError(f"{self.name}'s schedule prunes half first: its goal must be at least 0.5, "
                               f"got {self.goal_sparsity}", key="goal_sparsity")
         epochs = self.training["epochs"]
         if self.hp["timing"] == "before":
@@ -114,13 +114,17 @@ class SNIPit(SNIP):
                               f"(counted from 0) of a {epochs}-epoch training", key="prune_interval")
         return [Phase("train", epochs, lambda event: self.training_lr())]
 
+    def step(self, model, sparsity: float) -> None:
+        """One step of the schedule: prune to ``sparsity`` by a statistic taken afresh."""
+        keep_top(model, self.scores(model), sparsity)
+
     def prune(self, model, sparsity: float) -> PruneEvent:
         def steps() -> None:
             for target in self.sparsities():
-                keep_top(model, self.scores(model), target)
+                self.step(model, target)
 
         return measured(model, sparsity, steps)
 
     def end_epoch(self, model, epoch: int) -> None:
         if self.hp["timing"] == "during" and epoch in self.pruning_epochs():
-            keep_top(model, self.scores(model), self.pruning_epochs()[epoch])
+            self.step(model, self.pruning_epochs()[epoch])
