@@ -71,6 +71,7 @@ RESUMED = [
     ("grasp", {"score_batches": 1}, [3]),
     ("random-init", {}, [3]),
     ("snap-it", {"score_batches": 1}, [3]),
+    ("efficient-convnets", {"finetune_epochs": 1}, [2]),       # trained, its prune the first thing resumed
 ]
 
 

@@ -1,5 +1,5 @@
-"""Node pruning: SNAP-it's node elasticities and selection against hand computations, and
-through the one loop.
+"""Node pruning: SNAP-it's node elasticities and selection, EfficientConvNets' L1 norms, both
+against hand computations, and both through the one loop.
 
 The SNAP-it hand network: three linear layers, no activation,
     h1 = W1 x + b1, h2 = W2 (c1 ⊙ h1) + b2, z = W3 (c2 ⊙ h2),
@@ -190,9 +190,67 @@ def test_snap_it_refuses_a_goal_below_its_first_step():
     assert error.value.key == "goal_sparsity"
 
 
+# --- EfficientConvNets ----------------------------------------------------------------------
+
+def efficient_network() -> nn.Sequential:
+    """A width-2 convolution over a length-2 input (3 filters, one output position each), a
+    hidden linear layer of 3 units and 2 classes.
+
+    filters        L1          hidden rows          L1    without column 1
+    f0 = [1, -1]   2           r0 = [0.1, 4, 0.1]   4.2   0.2
+    f1 = [.5, .5]  1           r1 = [1, 0.2, 1]     2.2   2
+    f2 = [3, 0]    3           r2 = [.5, 1, -2]     3.5   2.5
+    """
+    net = nn.Sequential(nn.Conv1d(1, 3, 2), nn.BatchNorm1d(3), nn.ReLU(), nn.Flatten(), nn.Linear(3, 3),
+                        nn.BatchNorm1d(3), nn.ReLU(), nn.Linear(3, 2))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, -1.0], [0.5, 0.5], [3.0, 0.0]]).view(3, 1, 2))
+        net[4].weight.copy_(torch.tensor([[0.1, 4.0, 0.1], [1.0, 0.2, 1.0], [0.5, 1.0, -2.0]]))
+        net[7].weight.fill_(1.0)
+    return net
+
+
+def test_efficient_convnets_prunes_every_layer_by_the_l1_norms_of_the_trained_nodes():
+    # round(1/3 * 3) = 1 node per layer: f1 (1) and r1 (2.2), ranked on the whole rows; r0 would
+    # go (0.2) were the norms taken after the columns reading f1 are cut
+    net = efficient_network()
+    method = with_batches(make_method("efficient-convnets", {"finetune_epochs": 1}, goal=1 / 3), (torch.ones(4, 1, 2),))
+    event = method.prune(net, 1 / 3)
+    assert [pruned_rows(m) for m in prunable_modules(net)] == [[1], [1], []]
+    assert masks(net)[1] == [[True, False, True], [False, False, False], [True, False, True]]
+    assert masks(net)[2] == [[True, False, True], [True, False, True]]
+    assert node_sparsity(net) == pytest.approx(1 / 3) and event.sparsity == pytest.approx(1 / 3)
+
+
+def test_efficient_convnets_keeps_a_node_in_every_layer():
+    # round(0.9 * 3) = 3 would empty each layer: 2 go, the largest L1 stays (f2, r0)
+    net = efficient_network()
+    with_batches(make_method("efficient-convnets", {"finetune_epochs": 1}, goal=0.9), (torch.ones(4, 1, 2),)).prune(
+        net, 0.9)
+    assert [pruned_rows(m) for m in node_layers(net)] == [[0, 1], [1, 2]]
+
+
+def test_efficient_convnets_trains_prunes_once_and_fine_tunes_on_the_training_schedule():
+    # the authors' 80 epochs: after 71 the step, 9 of fine-tuning with a fresh optimizer
+    schedule = {"kind": "stepped", "milestones": [75], "gamma": 0.1}
+    method = make_method("efficient-convnets", {"finetune_epochs": 9}, goal=0.9, epochs=80, lr=0.1,
+                         lr_schedule=schedule)
+    train, finetune = method.phases()
+    assert (train.name, train.epochs, train.prunes) == ("train", 71, False)
+    assert (finetune.epochs, finetune.prunes, finetune.sparsity, finetune.keeps_optimizer) == (9, True, 0.9, False)
+    lr = finetune.schedule(None)
+    assert lr(0) == pytest.approx(0.1) and lr(3.99) == pytest.approx(0.1) and lr(4) == pytest.approx(0.01)
+
+
+def test_efficient_convnets_refuses_a_fine_tuning_as_long_as_the_budget():
+    with pytest.raises(ConfigError) as error:
+        make_method("efficient-convnets", {"finetune_epochs": 2}, goal=0.9, epochs=2).phases()
+    assert error.value.key == "finetune_epochs"
+
+
 # --- through the loop ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, hp", [("snap-it", {"score_batches": 1})])
+@pytest.mark.parametrize("name, hp", [("snap-it", {"score_batches": 1}), ("efficient-convnets", {"finetune_epochs": 1})])
 def test_node_pruning_runs_through_the_loop_to_the_goal_counting_the_smaller_network(train_tiny, name, hp):
     result = train_tiny(name, hp, goal=0.5, epochs=2)
     net = build_model("resnet1d", 10, 1)
