@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.metrics import flops
+from bench.metrics import flops, sparsity_report
 from bench.train import load_state
 from methods.core.masks import mask_of, prunable_modules
 from methods.core.nodes import node_layers, node_sparsity
@@ -262,3 +262,48 @@ def test_node_pruning_runs_through_the_loop_to_the_goal_counting_the_smaller_net
     dense, structured = flops(net, example, structured=True)
     assert record["theoretical_speedup"] == pytest.approx(dense / structured)
 
+
+# --- the smaller network's FLOPs and weights -----------------------------------------------
+
+def conv_linear_network() -> nn.Sequential:
+    """A 3x3 convolution (1 -> 3, padding 1) on 4 x 4 inputs, BatchNorm, pooled to 2 x 2 and
+    flattened into a hidden linear layer (12 -> 4) with BatchNorm, and 2 classes."""
+    torch.manual_seed(2)
+    return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.LeakyReLU(0.05), nn.AdaptiveAvgPool2d(2),
+                         nn.Flatten(), nn.Linear(12, 4), nn.BatchNorm1d(4), nn.LeakyReLU(0.05), nn.Linear(4, 2))
+
+
+def test_a_node_pruned_network_counts_the_flops_and_weights_of_the_smaller_network():
+    # Dense: conv 1 * 3 * 9 * 16 positions = 432, hidden 12 * 4 = 48, output 4 * 2 = 8; 488.
+    # Filter 1 and hidden unit 2 gone, the smaller network is a conv 1 -> 2 (288), a hidden
+    # layer 8 -> 3 (24: 2 channels at 4 pooled positions) and an output layer 3 -> 2 (6); 318.
+    # Its weights: 18 + 24 + 6 = 48 of 27 + 48 + 8 = 83.
+    net, example = conv_linear_network(), torch.randn(1, 1, 4, 4)
+    with torch.no_grad():
+        net[0].weight[1] = 0
+        net[5].weight[2] = 0
+    assert flops(net, example, structured=True) == (488, pytest.approx(318.0))
+    # each layer by its own density: 288 + 3 * 12 + 8 = 332
+    assert flops(net, example) == (488, pytest.approx(332.0))
+    keep_top_nodes(net, [torch.tensor([3.0, 1.0, 2.0]), torch.tensor([4.0, 3.0, 1.0, 2.0])], 2 / 7, example)
+    assert [pruned_rows(m) for m in node_layers(net)] == [[1], [2]]
+    report = sparsity_report(net, example, structured=True)
+    assert report["theoretical_speedup"] == pytest.approx(488 / 318) and flops(net, example)[1] == pytest.approx(318)
+    assert report["sparsity"] == pytest.approx(35 / 83) and report["compression_ratio"] == pytest.approx(83 / 48)
+
+
+def test_a_resnet18_channel_is_dead_only_when_the_block_and_its_shortcut_lose_its_filter():
+    # 32 x 32 inputs: the second stage's blocks work on 4 x 4. Its first block's conv2 filter 5
+    # (128 * 9 * 16 = 18432) and shortcut filter 5 (64 * 16 = 1024) gone, channel 5 of the
+    # block's output is a constant, and the next block's conv1 loses the column reading it
+    # (128 * 9 * 16 = 18432); with the shortcut's filter kept, only the conv2 filter's own.
+    net, example = build_model("snipit-resnet18", 10, 3), torch.randn(1, 3, 32, 32)
+    block, after = net.features[6], net.features[7]
+    assert (block.conv2.out_channels, after.conv1.in_channels) == (128, 128)
+    dense, full = flops(net, example, structured=True)
+    with torch.no_grad():
+        block.conv2.weight[5] = 0
+    assert full - flops(net, example, structured=True)[1] == pytest.approx(18432)
+    with torch.no_grad():
+        block.shortcut[0].weight[5] = 0
+    assert full - flops(net, example, structured=True)[1] == pytest.approx(18432 + 1024 + 18432)
