@@ -12,9 +12,7 @@ goes, and so does every input channel of a later layer that depends on no remain
 weights reading it. The channel after a removed filter carries only the BatchNorm shift,
 a constant folded into the next layer's bias (exactly so away from zero-padded borders); a
 sum of branches (a residual addition) is dead only where every summand is. Which channels
-are dead follows from one probe pass in which every remaining unit outputs NaN and every
-removed unit its bias (or zero): a channel reaching a layer's input without a NaN depends
-on no remaining unit, whatever BatchNorm, ReLU, pooling, padding or additions lie between.
+are dead follows from one probe pass (``methods.core.nodes.live_inputs``).
 The authors' metrics/flops.py (ZIB-IOL/BIMP, ``flops``) scales each layer by its own
 weight density only, counting a removed filter's own multiply-adds but not the next
 layer's: that stays the count of every unstructured model, and of ``structured=False``.
@@ -30,6 +28,7 @@ import torch
 from torch import nn
 
 from methods.core.masks import PRUNABLE_TYPES, prunable_modules
+from methods.core.nodes import forward_with_hooks, live_inputs, without_dead_inputs
 
 
 def layer_flops(module: nn.Module, output: torch.Tensor) -> int:
@@ -39,49 +38,6 @@ def layer_flops(module: nn.Module, output: torch.Tensor) -> int:
     kernel = math.prod(module.kernel_size)
     positions = output[0].numel() // module.out_channels
     return module.in_channels // module.groups * module.out_channels * kernel * positions
-
-
-@torch.no_grad()
-def forward_with_hooks(model: nn.Module, hook, example: torch.Tensor) -> None:
-    """One forward pass in evaluation mode with ``hook`` on every prunable layer."""
-    handles = [m.register_forward_hook(hook) for m in prunable_modules(model)]
-    was_training = model.training
-    model.eval()
-    try:
-        model(example)
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
-
-
-def channels(tensor: torch.Tensor, module: nn.Module) -> torch.Tensor:
-    """The tensor with the layer's channel (feature) dimension first, the rest flattened."""
-    return tensor.movedim(-1 if isinstance(module, nn.Linear) else 1, 0).flatten(1)
-
-
-def live_inputs(model: nn.Module, example: torch.Tensor) -> dict[nn.Module, torch.Tensor]:
-    """For every prunable layer, which of its input channels depend on the model's input
-    through remaining units (output rows of a weight with a nonzero entry on a live input)."""
-    live: dict[nn.Module, torch.Tensor] = {}
-
-    def probe(module, inputs, output):
-        live[module] = channels(inputs[0], module).isnan().any(dim=1)
-        remaining = without_dead_inputs(module, live[module]).flatten(1).any(dim=1)
-        removed = module.bias if module.bias is not None else torch.zeros_like(remaining, dtype=output.dtype)
-        shape = [-1] if isinstance(module, nn.Linear) else [-1] + [1] * (output.dim() - 2)
-        return torch.where(remaining.view(shape), torch.nan, removed.view(shape)).expand_as(output)
-
-    forward_with_hooks(model, probe, torch.full_like(example[:1], torch.nan))
-    return live
-
-
-def without_dead_inputs(module: nn.Module, live: torch.Tensor) -> torch.Tensor:
-    """The weight with the columns reading dead input channels zeroed (grouped convolutions,
-    whose columns are per group, keep theirs)."""
-    if getattr(module, "groups", 1) != 1:
-        return module.weight
-    return module.weight * live.view(1, -1, *[1] * (module.weight.dim() - 2))
 
 
 @torch.no_grad()

@@ -73,6 +73,8 @@ RESUMED = [
     ("imp-global", {"steps": 0, "prune_delay": 0, "prune_interval": 1, "rewind_epoch": 0},
      [2]),                                                        # its kept weights, between its two steps
     ("random-init", {}, [3]),
+    ("snap-it", {"score_batches": 1}, [3]),
+    ("efficient-convnets", {"finetune_epochs": 1}, [2]),       # trained, its prune the first thing resumed
 ]
 
 

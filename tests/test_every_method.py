@@ -3,10 +3,14 @@ later is covered here without editing a test."""
 
 import pytest
 
+from bench.train import load_state
 from methods import METHODS
 from methods.core.masks import prunable_modules
+from methods.core.nodes import node_sparsity
 from models import build_model
 from schema import REQUIRED
+
+from conftest import make_method
 
 GOAL = 0.9
 # Methods whose default schedule needs more than the 2 epochs: settings that fit it in 3.
@@ -27,6 +31,13 @@ def required(cls) -> dict:
     return {name: smallest_allowed(p) for name, p in cls.params.items() if p.default is REQUIRED}
 
 
+def node_sparsity_of(state: dict) -> float:
+    """The node sparsity of a resnet1d state dict (``methods.core.nodes``)."""
+    model = build_model("resnet1d", 10, 1)
+    load_state(model, state)
+    return node_sparsity(model)
+
+
 def zero_weights(state: dict) -> tuple[int, int]:
     """(pruned, prunable) weights of a resnet1d state dict: exact zeros among conv and linear weights."""
     model = build_model("resnet1d", 10, 1)
@@ -42,7 +53,9 @@ def test_every_method_runs_with_its_defaults_and_stores_the_sparsity_it_claims(t
     record, (zeros, n) = result.record, zero_weights(result.state_dict)
     assert record["status"] == "ok"
     assert record["sparsity"] == pytest.approx(zeros / n, abs=1e-12)
-    if cls.takes_goal:
+    if cls.takes_goal and make_method(name, required(cls), GOAL).structured:
+        assert node_sparsity_of(result.state_dict) == pytest.approx(GOAL, abs=0.01)  # its goal counts nodes
+    elif cls.takes_goal:
         assert abs(zeros - round(GOAL * n)) <= 1
     for key, mask in result.state_dict.items():
         if key.endswith(".weight_mask"):

@@ -50,15 +50,20 @@ def accumulated(gradients: Iterable[tuple[torch.Tensor, ...]], weights: list[tor
 
 
 @torch.enable_grad()
+def mean_gradient(model: nn.Module, batches: list[Batch], tensors: list[torch.Tensor],
+                  loss: str = "target-logit") -> list[torch.Tensor]:
+    """The gradient with respect to ``tensors`` of the mean, over the ``batches``, of each
+    batch's mean ``loss`` (``LOSSES``), in evaluation mode."""
+    with evaluation_mode(model):
+        return accumulated((torch.autograd.grad(LOSSES[loss](model(inputs), targets) / len(batches), tensors)
+                            for inputs, targets in batches), tensors)
+
+
 def connection_sensitivity(model: nn.Module, batches: list[Batch], loss: str = "target-logit") -> list[torch.Tensor]:
     """SNIP's |g ⊙ w| for every prunable layer (Lee et al., 2019, eq. 6 up to its normalisation;
-    SNIP-it's weight elasticity |g ⊙ w| / L up to the 1 / L): g is the gradient of the mean,
-    over the ``batches``, of each batch's mean ``loss`` (``LOSSES``)."""
+    SNIP-it's weight elasticity |g ⊙ w| / L up to the 1 / L): g is the ``mean_gradient``."""
     weights = [m.weight for m in prunable_modules(model)]
-    with evaluation_mode(model):
-        gradient = accumulated((torch.autograd.grad(LOSSES[loss](model(inputs), targets) / len(batches), weights)
-                                for inputs, targets in batches), weights)
-    return [(g * w).abs().detach() for g, w in zip(gradient, weights)]
+    return [(g * w).abs().detach() for g, w in zip(mean_gradient(model, batches, weights, loss), weights)]
 
 
 @torch.enable_grad()

@@ -33,11 +33,11 @@ def snip_it_sparsities(goal: float, steps: int) -> list[float]:
     return [goal - (goal - 0.5) * 0.5 ** i for i in range(steps + 1)] + [goal]
 
 
-def check_schedule_goal(goal: float) -> None:
-    """SNIP-it's schedule prunes half the weights first: a goal below that is refused."""
+def check_schedule_goal(goal: float, method: str) -> None:
+    """SNIP-it's schedule prunes half first: a goal below that is refused, naming ``method``."""
     if goal < 0.5:
-        raise ConfigError(f"SNIP-it's schedule prunes half the weights first: its goal must be at least 0.5, "
-                          f"got {goal}", key="goal_sparsity")
+        raise ConfigError(f"{method}'s schedule prunes half first: its goal must be at least 0.5, got {goal}",
+                          key="goal_sparsity")
 
 
 @register
@@ -108,7 +108,7 @@ class SNIPit(SNIP):
         return {delay + k * interval: sparsity for k, sparsity in enumerate(self.sparsities(), start=1)}
 
     def phases(self) -> list[Phase]:
-        check_schedule_goal(self.goal_sparsity)
+        check_schedule_goal(self.goal_sparsity, self.name)
         epochs = self.training["epochs"]
         if self.hp["timing"] == "before":
             for key in ("prune_delay", "prune_interval"):
@@ -122,13 +122,17 @@ class SNIPit(SNIP):
                               f"(counted from 0) of a {epochs}-epoch training", key="prune_interval")
         return [Phase("train", epochs, lambda event: self.training_lr())]
 
+    def step(self, model, sparsity: float) -> None:
+        """One step of the schedule: prune to ``sparsity`` by a statistic taken afresh."""
+        keep_top(model, self.scores(model), sparsity)
+
     def prune(self, model, sparsity: float) -> PruneEvent:
         def steps() -> None:
             for target in self.sparsities():
-                keep_top(model, self.scores(model), target)
+                self.step(model, target)
 
         return measured(model, sparsity, steps)
 
     def end_epoch(self, model, epoch: int) -> None:
         if self.hp["timing"] == "during" and epoch in self.pruning_epochs():
-            keep_top(model, self.scores(model), self.pruning_epochs()[epoch])
+            self.step(model, self.pruning_epochs()[epoch])

@@ -72,7 +72,7 @@ class IMPGlobal(Method):
         return list(range(delay + interval, self.training["epochs"], interval))
 
     def phases(self) -> list[Phase]:
-        check_schedule_goal(self.goal_sparsity)
+        check_schedule_goal(self.goal_sparsity, self.name)
         times, steps = self.pruning_times(), len(self.sparsities())
         if len(times) < steps:
             raise ConfigError(f"the {steps} pruning steps, after epochs d + k tau (counted from 0), do not fit in a "
