@@ -30,7 +30,7 @@ def test_the_cpu_profile_scales_tau_as_shares_of_t():
     assert (hp["IMP+WR"]["technique"], hp["IMP+WR"]["retrain_epochs"], hp["IMP+WR"]["partial_epochs"]) == ("wr", 15, None)
     assert (hp["IMP+LRR"]["technique"], hp["IMP+LRR"]["retrain_epochs"]) == ("lrr", 16)
     assert all(spec.hp["clip_grad_norm"] == 1.0 and spec.hp["prune_fraction"] == 0.2 for spec in specs)
-    assert {spec.seed for spec in specs} == {0, 1, 2, 3, 4}
+    assert {spec.seed for spec in specs} == {0, 1}  # cut from the paper's 5 for cost
     truncated = {spec.parent.hp.get("stop_epoch") for spec in specs if spec.label.endswith("truncated at 50")}
     assert truncated == {5}
     assert {spec.parent.hp.get("stop_epoch") for spec in specs if not spec.label.endswith("truncated at 50")} == {None}

@@ -216,10 +216,10 @@ def test_standalone_compiles_with_pdflatex(tmp_path):
 def test_pareto_figures_are_written(tmp_path):
     records = frame(
         run("d0", "Dense", method="dense", seed=0, test=0.93), run("d1", "Dense", method="dense", seed=1, test=0.94),
-        *(run(f"{label}{goal}{seed}", label, goal=goal, seed=seed, test=0.9 - goal / 10 + seed / 100,
-              speedup=1 / (1 - goal))
+        *({**run(f"{label}{goal}{seed}", label, goal=goal, seed=seed, test=0.9 - goal / 10 + seed / 100,
+                 speedup=1 / (1 - goal)), **collapse("fc" if (label, goal, seed) == ("GMP", 0.95, 1) else "")}
           for label in ("IMP", "GMP") for goal in GOALS for seed in (0, 1)),
-    )
+    )  # close curves (a zoomed panel) and a collapsed seed (a dagger)
     render_pareto(select_cells(records, GOALS), labels=["Dense", "IMP", "GMP"], out_dir=tmp_path, title="Test")
     assert (tmp_path / "pareto.pdf").read_bytes().startswith(b"%PDF")
     assert (tmp_path / "pareto.png").read_bytes().startswith(b"\x89PNG")
@@ -268,3 +268,46 @@ def test_a_collapsed_cell_is_marked_and_the_caption_names_its_layers(tmp_path):
 def test_a_table_without_collapse_has_no_mark_and_no_note(tmp_path):
     tex = render(select_cells(frame(run("i0", "IMP") | collapse("")), [0.9]), tmp_path, ["IMP"], goals=[0.9])
     assert "dagger" not in tex and "\u2020" not in tex
+
+
+def test_log_axes_carry_plain_tick_labels():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from bench.report.figures import plain_log_axis
+
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.plot([5, 45], [0, 1])
+    ax.set_xscale("log")
+    plain_log_axis(ax.xaxis)
+    fig.canvas.draw()
+    shown = [label.get_text() for label in ax.get_xticklabels() if label.get_text()]
+    low, high = ax.get_xlim()
+    visible = [text for text, tick in zip(shown, ax.get_xticks()) if low <= tick <= high]
+    assert visible == ["6", "10", "20", "40"]
+
+
+def cell(label, goal, mean, low=None, high=None, method="imp"):
+    return {"label": label, "method": method, "goal_sparsity": goal, "test_accuracy_mean": mean,
+            "test_accuracy_min": mean if low is None else low, "test_accuracy_max": mean if high is None else high}
+
+
+def test_overlapping_top_curves_get_a_zoomed_band():
+    from bench.report.figures import top_band
+
+    cells = pd.DataFrame([cell("Dense", math.nan, 0.97, method="dense"),
+                          cell("IMP", 0.9, 0.96, 0.955, 0.965), cell("IMP", 0.95, 0.94),
+                          cell("GMP", 0.9, 0.95), cell("GMP", 0.95, 0.92, 0.91, 0.93),
+                          cell("DNW", 0.9, 0.70), cell("DNW", 0.95, 0.60)])
+    low, high = top_band(cells, ["IMP", "GMP", "DNW"], ["Dense"])
+    assert low < 91 and 91 - low < 0.5 and 97 < high < 97.5  # GMP's band up to the dense mean, DNW left out
+    far = cells.copy()
+    pruned = far["method"] != "dense"
+    far.loc[pruned, ["test_accuracy_mean", "test_accuracy_min", "test_accuracy_max"]] -= 0.1
+    assert top_band(far, ["IMP", "GMP"], ["Dense"])[1] < 87  # a dense mean far above them is left out
+    assert top_band(cells, ["IMP", "DNW"], ["Dense"]) is None  # one top curve: nothing to zoom on
+    spread = cells.assign(test_accuracy_mean=cells["test_accuracy_mean"].where(cells["label"] != "GMP", 0.85))
+    assert top_band(spread, ["IMP", "GMP", "DNW"], ["Dense"]) is None
+

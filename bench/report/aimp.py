@@ -20,7 +20,7 @@ import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from bench.report.figures import _save, _styles
+from bench.report.figures import _save, _styles, plain_log_axis
 from bench.report.latex import environment
 from bench.report.paper import reference_table
 from bench.report.select import GOAL_TOLERANCE
@@ -146,6 +146,7 @@ def render_curves(curves: pd.DataFrame, *, labels: list[str], out_dir: Path, tit
             if not curve.empty:
                 ax.plot(curve["remaining_median"] * 100, curve["test_accuracy_median"] * 100, **style)
         ax.set_xscale("log")
+        plain_log_axis(ax.xaxis)
         ax.invert_xaxis()
         ax.set_xlabel("Weights remaining (%)")
         ax.set_title(f"goal {goal * 100:.2f}% sparsity")

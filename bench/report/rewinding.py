@@ -32,9 +32,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from bench.report.figures import _save, _styles
+from bench.report.figures import _save, _styles, plain_log_axis
 from bench.report.latex import environment
 from bench.report.select import GOAL_TOLERANCE
 from bench.report.table import MISSING, write_table
@@ -171,9 +170,7 @@ def figure(n_panels: int, columns: int) -> tuple[Figure, list]:
 
 def compression_axis(ax) -> None:
     ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}x"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    plain_log_axis(ax.xaxis, "x")
     ax.set_xlabel("Compression ratio")
 
 
