@@ -40,11 +40,12 @@ reports: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/prunebench validate --all
 
-# The test suite, but for the tests against a SLURM cluster (five minutes, `make test-slurm`),
-# the benchmark's own test (two minutes, `make test-perf`) and every paper target's smoke
-# profile through `prunebench run` (`make test-targets`); CI runs all four.
+# The test suite on every core, its 25 slowest tests listed at the end, but for the tests
+# against a SLURM cluster (`make test-slurm`), the benchmark's own test (`make test-perf`) and
+# every paper target's smoke profile through `prunebench run` (`make test-targets`); CI runs
+# all four.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto -m "not perf and not slurm and not targets"
+	$(BIN)/python -m pytest -n auto --durations=25 -m "not perf and not slurm and not targets"
 
 test-targets: $(STAMP)
 	$(BIN)/python -m pytest -m targets
