@@ -1,4 +1,4 @@
-"""The ``prunebench`` command: run, report, claims, validate, list, describe, status, clean.
+"""The ``prunebench`` command: run, report, claims, site, validate, list, describe, status, clean.
 
 Exit codes: 0 success, 1 some run failed (after rendering what exists), 2 bad input
 (manifest, command line, data root), with nothing submitted and nothing written.
@@ -57,6 +57,13 @@ def parser() -> argparse.ArgumentParser:
                                  description="every claim of every target with its verdict, from the reports")
     claims.add_argument("--profile", default="cpu", help="profile (default: cpu)")
     claims.add_argument("--reports", default=DEFAULT_REPORTS, help="reports directory (default: ./reports)")
+    site = commands.add_parser("site", help="a static HTML site of the reports, from the stored runs and reports",
+                               description="a static HTML site of the reports, from the stored runs and reports: "
+                                           "reports/site/<profile>/index.html")
+    site.add_argument("target", nargs="*", help="manifest names or paths (default: every target with the profile)")
+    site.add_argument("--profile", default="cpu", help="profile (default: cpu)")
+    locations(site, profile=False)
+    site.add_argument("--quiet", action="store_true", help="no progress")
     clean = commands.add_parser("clean", help="remove submitit's files and checkpoints of finished runs, never records",
                                 description="remove submitit's files and checkpoints of finished runs, never records")
     clean.add_argument("--results", default=DEFAULT_RESULTS, help="results directory (default: ./results)")
@@ -111,11 +118,13 @@ def cmd_describe(args) -> int:
 
 def describe_method(cls) -> str:
     """A method's name, family, paper, summary and hyperparameters, as ``describe`` prints them."""
-    summary = (cls.__doc__ or "").strip().splitlines()[0]
-    lines = [f"{cls.name} ({cls.__module__.replace('.', '/')}.py; {cls.paper}): {summary}"]
-    lines += [f"  {name}: {param.describe()}" for name, param in cls.params.items()] or ["  no hyperparameters"]
-    if cls.sparsity_control:
-        lines.append("  sparsity set by: {} (searched on a {} scale)".format(*cls.sparsity_control))
+    from .runlist import method_description
+
+    method = method_description(cls)
+    lines = [f"{method['name']} ({method['file']}; {method['paper']}): {method['doc'].splitlines()[0]}"]
+    lines += [f"  {name}: {text}" for name, text in method["params"].items()] or ["  no hyperparameters"]
+    if method["sparsity_control"]:
+        lines.append("  sparsity set by: {} (searched on a {} scale)".format(*method["sparsity_control"]))
     return "\n".join(lines)
 
 
@@ -280,19 +289,36 @@ def cmd_report(args) -> int:
     return 0
 
 
+def with_profile(profile: str, names: list[str] | None = None) -> list:
+    """The manifests (loaded without the registries) of the targets named, or of every target
+    that declares ``profile``, under it."""
+    from .manifest import load, targets
+
+    names = names or [target for target in targets() if profile in load(target, "base", registries=False).profiles]
+    return [load(target, profile, registries=False) for target in names]
+
+
 def cmd_claims(args) -> int:
     """Print every claim with its verdict and write reports/claims-<profile>.csv."""
-    from .manifest import load, targets
     from .report.claims import all_claims, as_text
 
-    having = [target for target in targets() if args.profile in load(target, "base", registries=False).profiles]
-    manifests = [load(target, args.profile, registries=False) for target in having]
-    claims = all_claims(manifests, Path(args.reports))
+    claims = all_claims(with_profile(args.profile), Path(args.reports))
     Path(args.reports).mkdir(parents=True, exist_ok=True)
     out = Path(args.reports) / f"claims-{args.profile}.csv"
     claims.to_csv(out, index=False)
     print(as_text(claims))
     print(f"written: {out}")
+    return 0
+
+
+def cmd_site(args) -> int:
+    """The static site of the targets' reports: stored run lists, records and reports only,
+    so neither the methods nor torch are imported."""
+    from .report.site import render_site
+
+    out = render_site(with_profile(args.profile, args.target), Path(args.results), Path(args.reports), args.profile,
+                      quiet=args.quiet)
+    print(f"site: {out / 'index.html'}")
     return 0
 
 
@@ -319,7 +345,8 @@ def cmd_clean(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "claims": cmd_claims, "validate": cmd_validate, "list": cmd_list,
+COMMANDS = {"run": cmd_run, "report": cmd_report, "claims": cmd_claims, "site": cmd_site, "validate": cmd_validate,
+            "list": cmd_list,
             "describe": cmd_describe, "status": cmd_status, "clean": cmd_clean}
 
 if __name__ == "__main__":

@@ -10,12 +10,18 @@ text (with what it extends), the profile, and the source files of the code that 
 (``bench/manifest.py``, ``bench/runspec.py``, ``bench/search.py``, ``schema/``,
 ``methods/``). A list whose fingerprint no longer matches is ignored and written anew;
 with ``$PRUNEBENCH_PLUGINS`` set, lists are neither read nor written.
+
+Beside the lists, ``results/runlists/methods.json`` describes every registered method (its
+docstrings, paper and hyperparameters, as ``prunebench describe`` prints them), written with
+each list, for the site (``prunebench site``), which imports no method either.
 """
 
 import hashlib
 import importlib.util
+import inspect
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +68,18 @@ def _path(results: Path, target: str, profile: str) -> Path:
     return Path(results) / "runlists" / target / f"{profile}.json"
 
 
+def _methods_path(results: Path) -> Path:
+    return Path(results) / "runlists" / "methods.json"
+
+
+def _write_json(path: Path, data) -> None:
+    """Write ``data`` aside and move it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
 def _usable() -> bool:
     return not os.environ.get("PRUNEBENCH_PLUGINS")
 
@@ -84,11 +102,34 @@ def write(results: Path, target: str, profile: str, key: str, runs: RunList) -> 
     """Store the list (written aside and moved into place)."""
     if not _usable():
         return
-    path = _path(results, target, profile)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps({"fingerprint": key, "runs": runs.runs, "needed": runs.needed}))
-    os.replace(tmp, path)
+    _write_json(_path(results, target, profile), {"fingerprint": key, "runs": runs.runs, "needed": runs.needed})
+
+
+def method_description(cls) -> dict:
+    """A method class as plain values: name, source file, paper, class and module docstrings,
+    each hyperparameter's one-line description and what sets a learned sparsity."""
+    return {"name": cls.name, "file": cls.__module__.replace(".", "/") + ".py", "paper": cls.paper,
+            "doc": inspect.cleandoc(cls.__doc__ or ""),
+            "module_doc": inspect.cleandoc(sys.modules[cls.__module__].__doc__ or ""),
+            "params": {name: param.describe() for name, param in cls.params.items()},
+            "sparsity_control": list(cls.sparsity_control) if cls.sparsity_control else None}
+
+
+def write_methods(results: Path) -> None:
+    """Store the description of every registered method (``methods.json``)."""
+    if not _usable():
+        return
+    from methods import METHODS
+
+    _write_json(_methods_path(results), {name: method_description(cls) for name, cls in sorted(METHODS.items())})
+
+
+def read_methods(results: Path) -> dict[str, dict]:
+    """Method name -> ``method_description``, as the last run list written stored them; {} before any."""
+    try:
+        return json.loads(_methods_path(results).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def remember(manifest: Manifest, specs: list[RunSpec], results: Path) -> RunList:
@@ -96,17 +137,23 @@ def remember(manifest: Manifest, specs: list[RunSpec], results: Path) -> RunList
     for later reports."""
     runs = RunList.of(specs)
     write(results, manifest.target, manifest.profile, fingerprint(read_raw(manifest.path), manifest.profile), runs)
+    write_methods(results)
     return runs
+
+
+def current_runs(manifest: Manifest, results: Path) -> RunList | None:
+    """The runs of ``manifest`` from its stored list if that is current, else None; never
+    expanding. A manifest without rows (a figure that trains nothing) has no runs."""
+    if not manifest.rows:
+        return RunList([], [])
+    return read(results, manifest.target, manifest.profile, fingerprint(read_raw(manifest.path), manifest.profile))
 
 
 def runs_for(manifest: Manifest, results: Path) -> RunList:
     """The runs of ``manifest`` (loaded with or without its registries): the stored list when
     it is current, else the manifest expanded afresh with the search points its stored records
-    give (importing the methods) and stored. A manifest without rows (a figure that trains
-    nothing) has no runs."""
-    if not manifest.rows:
-        return RunList([], [])
-    stored = read(results, manifest.target, manifest.profile, fingerprint(read_raw(manifest.path), manifest.profile))
+    give (importing the methods) and stored."""
+    stored = current_runs(manifest, results)
     if stored is not None:
         return stored
     complete = manifest if manifest.complete else load(str(manifest.path), manifest.profile)

@@ -58,13 +58,18 @@ def paper_vs_ours(cells: pd.DataFrame, reference: pd.DataFrame, labels: list[str
     return pd.DataFrame(rows)
 
 
+def standard_error(a: pd.Series, b: pd.Series, metric: str) -> float:
+    """sqrt(s_a^2/n_a + s_b^2/n_b) of ``metric`` over the seeds of cells a and b."""
+    return math.sqrt(sum(cell[f"{metric}_std"] ** 2 / cell["n_seeds"] for cell in (a, b)))
+
+
 def judge(a: pd.Series, b: pd.Series, metric: str, relation: str = "beats",
           statistic: str = "mean") -> tuple[str, float]:
     """'agree', 'disagree' or 'cannot tell' for "a beats b on metric" (or "a matches b"),
     and the difference of the seeds' ``statistic`` (mean or median). A single seed on either
     side gives no spread to judge against: cannot tell."""
     diff = a[f"{metric}_{statistic}"] - b[f"{metric}_{statistic}"]
-    error = math.sqrt(sum(cell[f"{metric}_std"] ** 2 / cell["n_seeds"] for cell in (a, b)))
+    error = standard_error(a, b, metric)
     if not (math.isfinite(diff) and math.isfinite(error)):
         return "cannot tell", diff
     if relation == "matches":
@@ -81,54 +86,65 @@ def collapsed_seeds(cell: pd.Series) -> str:
     return f"{cell['n_collapsed_seeds']:.0f} of {cell['n_seeds']} seeds"
 
 
+CLAIM_COLUMNS = ["claim", "better", "worse", "metric", "verdict", "evidence", "collapse", "spread", "run_ids",
+                 "belief", "belief_verdict", "belief_evidence"]
+
+
 def evaluate_claims(cells: pd.DataFrame, claims: list[dict], goals: list[float],
                     cells_where: Callable[[dict], pd.DataFrame] | None = None) -> pd.DataFrame:
-    """Each claim's verdict over the goals it names that this profile has, with evidence;
-    for a claim with a belief (what we believe causes a disagreement), the belief's own
-    verdict on the runs that test it. A claim with ``where`` (hyperparameter values, such as
-    a retraining budget) is judged on ``cells_where(where)``: the cells selected among the
-    runs with those values."""
-    def judged(claim: dict) -> tuple[str, str, str]:
+    """Each claim's verdict over the goals it names that this profile has, with evidence, the
+    seed spread it was judged on and the run ids of the cells compared; for a claim with a
+    belief (what we believe causes a disagreement), the belief's own verdict on the runs that
+    test it. A claim with ``where`` (hyperparameter values, such as a retraining budget) is
+    judged on ``cells_where(where)``: the cells selected among the runs with those values."""
+    def judged(claim: dict) -> dict:
         where = claim.get("where")
         return verdict_of(cells_where(where) if where and cells_where else cells, claim, goals)
 
     rows = []
     for claim in claims:
-        verdict, evidence, collapses = judged(claim)
         belief = claim.get("belief") or {}
-        belief_verdict, belief_evidence, _ = judged(belief) if belief else ("", "", "")
+        on_belief = judged(belief) if belief else {"verdict": "", "evidence": ""}
         rows.append({"claim": claim["text"], "better": claim["better"], "worse": claim["worse"],
-                     "metric": claim["metric"], "verdict": verdict, "evidence": evidence, "collapse": collapses,
-                     "belief": belief.get("text", ""), "belief_verdict": belief_verdict,
-                     "belief_evidence": belief_evidence})
-    return pd.DataFrame(rows, columns=["claim", "better", "worse", "metric", "verdict", "evidence", "collapse",
-                                       "belief", "belief_verdict", "belief_evidence"])
+                     "metric": claim["metric"], **judged(claim), "belief": belief.get("text", ""),
+                     "belief_verdict": on_belief["verdict"], "belief_evidence": on_belief["evidence"]})
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 
-def verdict_of(cells: pd.DataFrame, claim: dict, goals: list[float]) -> tuple[str, str, str]:
-    """(verdict, evidence, collapsed cells) of "better beats worse on metric" over the goals."""
-    metric, verdicts, evidence, collapses = claim["metric"], [], [], []
+def verdict_of(cells: pd.DataFrame, claim: dict, goals: list[float]) -> dict:
+    """The verdict, evidence, collapsed cells, seed spread and run ids of "better beats worse
+    on metric" over the goals. The spread of a goal is each side's statistic and std over its
+    seeds, in the evidence's unit, and the two standard errors the difference is held against."""
+    metric, statistic = claim["metric"], claim.get("statistic", "mean")
+    scale = 1 if metric == "theoretical_speedup" else 100  # a ratio, or points of a percentage
+    verdicts, evidence, collapses, spreads, run_ids = [], [], [], [], []
     for goal in [g for g in (claim["goals"] or goals) if any(abs(g - h) < GOAL_TOLERANCE for h in goals)]:
         at_goal = cells[(cells["goal_sparsity"] - goal).abs() < GOAL_TOLERANCE].set_index("label")
         if claim["better"] not in at_goal.index or claim["worse"] not in at_goal.index:
             continue
         better, worse = at_goal.loc[claim["better"]], at_goal.loc[claim["worse"]]
-        verdict, diff = judge(better, worse, metric, claim.get("relation", "beats"), claim.get("statistic", "mean"))
+        verdict, diff = judge(better, worse, metric, claim.get("relation", "beats"), statistic)
         verdicts.append(verdict)
         sides = [(side, cell) for side, cell in (("better", better), ("worse", worse)) if collapsed(cell)]
         evidence_sides = [f"{side} side {cell.name} collapsed in {collapsed_seeds(cell)}" for side, cell in sides]
         collapses += [f"{cell.name} at {goal * 100:g}% ({collapsed_seeds(cell)})" for _, cell in sides]
-        shown = diff if metric == "theoretical_speedup" else diff * 100  # a ratio, or points of a percentage
-        evidence.append(f"{goal * 100:g}%: {shown:+.2f} ({'; '.join([verdict, *evidence_sides])})")
+        evidence.append(f"{goal * 100:g}%: {diff * scale:+.2f} ({'; '.join([verdict, *evidence_sides])})")
+        spreads.append(f"{goal * 100:g}%: " + ", ".join(
+            f"{cell.name} {cell[f'{metric}_{statistic}'] * scale:.2f} \u00b1 {cell[f'{metric}_std'] * scale:.2f} "
+            f"({cell['n_seeds']} seeds)" for cell in (better, worse))
+            + f"; 2 SE {2 * standard_error(better, worse, metric) * scale:.2f}")
+        run_ids += [run_id for cell in (better, worse) for run_id in str(cell.get("run_ids", "")).split()]
+    judged = {"collapse": "; ".join(collapses), "spread": "; ".join(spreads),
+              "run_ids": " ".join(dict.fromkeys(run_ids))}
     if not verdicts:
-        return "cannot tell", "no goal sparsity of this profile has both rows", ""
+        return {**judged, "verdict": "cannot tell", "evidence": "no goal sparsity of this profile has both rows"}
     if "disagree" in verdicts:
         overall = "disagree"
     elif all(v == "agree" for v in verdicts):
         overall = "agree"
     else:
         overall = "cannot tell"
-    return overall, "; ".join(evidence), "; ".join(collapses)
+    return {**judged, "verdict": overall, "evidence": "; ".join(evidence)}
 
 
 def render_paper_vs_ours(comparison: pd.DataFrame, claims: pd.DataFrame, *, caption: str, out_dir: Path) -> list[Path]:

@@ -13,15 +13,17 @@ from bench.report.select import GOAL_TOLERANCE, time_ratios
 
 MISSING = "--"
 COLLAPSE_MARK = r"$^\dagger$"
+PLUS_MINUS = r" $\pm$ "
 
 
-def mean_std(mean: float, std: float, digits: int, std_digits: int) -> str:
-    r"""``mean $\pm$ std`` at the given decimals; the std is left out when it prints as zero."""
+def mean_std(mean: float, std: float, digits: int, std_digits: int, plus_minus: str = PLUS_MINUS) -> str:
+    r"""``mean $\pm$ std`` at the given decimals; the std is left out when it prints as zero.
+    ``plus_minus`` is the separator (a plain ± in HTML)."""
     if not math.isfinite(mean):
         return MISSING
     text = f"{mean:.{digits}f}"
     if math.isfinite(std) and float(f"{std:.{std_digits}f}") > 0:
-        text += rf" $\pm$ {std:.{std_digits}f}"
+        text += f"{plus_minus}{std:.{std_digits}f}"
     return text
 
 
@@ -47,26 +49,34 @@ def collapsed(row) -> bool:
     return row.get("n_collapsed_seeds", math.nan) > 0
 
 
-def goal_column(cells: pd.DataFrame, goal: float, labels: list[str], bold: int) -> dict[str, dict]:
-    """Formatted Accuracy/Speedup/Sparsity per label for one goal column. Bold marks the
-    ``bold`` best printed accuracies; the dense baseline does not compete. A collapse is
-    marked with a dagger."""
+def goal_entries(cells: pd.DataFrame, goal: float, labels: list[str], bold: int,
+                 plus_minus: str = PLUS_MINUS) -> dict[str, dict]:
+    """Per label of one goal column: its Accuracy/Speedup/Sparsity texts, whether the accuracy
+    is among the ``bold`` best printed ones (the dense baseline does not compete) and whether
+    its configuration collapsed; the LaTeX table and the site's HTML table mark them."""
     rows = at_goal(cells, goal, labels)
     accuracy = (rows["test_accuracy_mean"] * 100).round(2)
     threshold = bold_threshold(accuracy[rows["method"] != "dense"].tolist(), bold)
-    column = {}
+    entries = {}
     for label, row in rows.iterrows():
-        text = mean_std(accuracy[label], row["test_accuracy_std"] * 100, 2, 2)
-        if row["method"] != "dense" and accuracy[label] >= threshold:
-            text = rf"\textbf{{{text}}}"
-        if collapsed(row):
-            text += COLLAPSE_MARK
         speedup = row["theoretical_speedup_mean"]
-        column[label] = {
-            "accuracy": text,
-            "speedup": mean_std(speedup, row["theoretical_speedup_std"], 0 if speedup >= 10 else 1, 1),
-            "sparsity": mean_std(row["sparsity_mean"] * 100, row["sparsity_std"] * 100, 2, 2),
+        entries[label] = {
+            "accuracy": mean_std(accuracy[label], row["test_accuracy_std"] * 100, 2, 2, plus_minus),
+            "speedup": mean_std(speedup, row["theoretical_speedup_std"], 0 if speedup >= 10 else 1, 1, plus_minus),
+            "sparsity": mean_std(row["sparsity_mean"] * 100, row["sparsity_std"] * 100, 2, 2, plus_minus),
+            "bold": bool(row["method"] != "dense" and accuracy[label] >= threshold),
+            "collapsed": bool(collapsed(row)),
         }
+    return entries
+
+
+def goal_column(cells: pd.DataFrame, goal: float, labels: list[str], bold: int) -> dict[str, dict]:
+    """Formatted Accuracy/Speedup/Sparsity per label for one goal column, the best accuracies
+    in bold and a collapse marked with a dagger."""
+    column = {}
+    for label, entry in goal_entries(cells, goal, labels, bold).items():
+        accuracy = rf"\textbf{{{entry['accuracy']}}}" if entry["bold"] else entry["accuracy"]
+        column[label] = {**entry, "accuracy": accuracy + (COLLAPSE_MARK if entry["collapsed"] else "")}
     return column
 
 
@@ -89,12 +99,13 @@ def throughputs(cells: pd.DataFrame) -> dict[str, float]:
     return (weighted / timed["n_seeds"].groupby(timed["label"]).sum()).to_dict()
 
 
-def time_cells(cells: pd.DataFrame, time_column: str) -> tuple[str, dict[str, str]]:
+def time_cells(cells: pd.DataFrame, time_column: str, times: str = r"$\times$") -> tuple[str, dict[str, str]]:
     """The header and per-label text of the second column: the Time ratio over the dense
-    model (Back to Basics' layout) or the images-per-second throughput (Love Retraining's)."""
+    model (Back to Basics' layout) or the images-per-second throughput (Love Retraining's);
+    ``times`` is the sign after a ratio ("\u00d7" in HTML)."""
     if time_column == "throughput":
         return "Images/s", {label: f"{value:.0f}" for label, value in throughputs(cells).items()}
-    return "Time", {label: rf"{value:.2f}$\times$" for label, value in time_ratios(cells).items()}
+    return "Time", {label: f"{value:.2f}{times}" for label, value in time_ratios(cells).items()}
 
 
 def render_table(cells: pd.DataFrame, *, labels: list[str], goals: list[float], bold: int = 2,
