@@ -1,7 +1,7 @@
 """The stored runs as pandas frames, for a notebook: ``from bench import records, history``.
 
 Reading imports neither torch nor the methods (as ``prunebench report`` does): a target's
-runs come from its stored run list, written by ``prunebench run`` or ``validate``.
+runs come from its stored run list, written by ``prunebench run`` (or ``report``).
 """
 
 from pathlib import Path
