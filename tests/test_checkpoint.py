@@ -75,6 +75,7 @@ RESUMED = [
     ("random-init", {}, [3]),
     ("snap-it", {"score_batches": 1}, [3]),
     ("efficient-convnets", {"finetune_epochs": 1}, [2]),       # trained, its prune the first thing resumed
+    ("group-hs", {"hoyer_reg": 1e-3, "finetune_fraction": 0.5}, [2, 3]),  # at its threshold, then in FT
 ]
 
 

@@ -8,6 +8,8 @@ the network then trains on with its masks and without the regulariser. Its spars
 follows from lambda (the sparsity search's knob) and t.
 """
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -65,8 +67,15 @@ class HoyerSquare(Method):
                                    at_least=0, below=1),
     }
 
+    # the optimizer, and its state, goes on after the threshold (False: a fresh one)
+    keeps_optimizer_after_threshold: ClassVar[bool] = True
+
     def setup(self, model: nn.Module, steps_per_epoch: int) -> None:
         self.steps_per_epoch = steps_per_epoch
+
+    def measure(self, weight: torch.Tensor) -> torch.Tensor:
+        """The sparsity measure of one layer's weight that the regulariser sums."""
+        return hoyer_square(weight)
 
     def phases(self) -> list[Phase]:
         epochs = self.training["epochs"]
@@ -79,12 +88,13 @@ class HoyerSquare(Method):
             return train_from(self.training_lr(), regular, epochs, self.steps_per_epoch)
 
         return [Phase(REGULAR, regular, lambda event: self.training_lr()),
-                Phase(FINETUNE, epochs - regular, go_on, prunes=True, keeps_optimizer=True)]
+                Phase(FINETUNE, epochs - regular, go_on, prunes=True,
+                      keeps_optimizer=self.keeps_optimizer_after_threshold)]
 
     def regularizer(self, model: nn.Module) -> torch.Tensor | None:
         if self.phase is None or self.phase.name != REGULAR:
             return None
-        return self.hp["hoyer_reg"] * sum(hoyer_square(m.weight) for m in prunable_modules(model))
+        return self.hp["hoyer_reg"] * sum(self.measure(m.weight) for m in prunable_modules(model))
 
     @torch.no_grad()
     def prune(self, model: nn.Module, sparsity: None) -> PruneEvent:
