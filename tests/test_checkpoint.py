@@ -76,6 +76,8 @@ RESUMED = [
     ("snap-it", {"score_batches": 1}, [3]),
     ("efficient-convnets", {"finetune_epochs": 1}, [2]),       # trained, its prune the first thing resumed
     ("group-hs", {"hoyer_reg": 1e-3, "finetune_fraction": 0.5}, [2, 3]),  # at its threshold, then in FT
+    ("gate-decorators", {"tick_tock_epochs": 4, "step": 89, "tick_epochs": 1, "tock_epochs": 1, "score_batches": 1},
+     [3, 5]),                                                     # in its tock, then as its fine-tuning starts
 ]
 
 
