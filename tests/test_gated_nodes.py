@@ -1,5 +1,6 @@
 """Nodes pruned through gates on their outputs: GateDecorators' Taylor scores, gates and
-Tick-Tock schedule, against hand computations, and its runs through the loop.
+Tick-Tock schedule, L0's hard-concrete gates, penalty, average and final masks, against
+hand computations, and both through the loop.
 
 The hand network is SNAP-it's (tests/test_structured.py): three linear layers, no
 activation, x = (1, 1), the authors' loss L = -z_y. GateDecorators' gates phi1 = (2, 1) on
@@ -10,6 +11,8 @@ reads phi1 ⊙ h1 = (2, 3), so h2 = W2 (2, 3) = (5, 3). For y = 1, dL/d(phi2 ⊙
 (2 * 2, 1 * 4.5) = (4, 4.5) and (10, 1.5).
 """
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -18,11 +21,12 @@ from bench.train import load_state
 from methods.core.masks import prunable_modules
 from methods.core.nodes import node_layers, node_sparsity
 from methods.structured.gate_decorators import fold_gates, gate_holders, tick_tock
+from methods.structured.l0 import deterministic_gate, open_probability, sampled_gate
 from models import build_model
 from schema import ConfigError
 
 from conftest import make_method
-from test_structured import A, X, hand_network, pruned_rows, with_batches
+from test_structured import A, hand_network, masks, pruned_rows, with_batches
 
 
 def gate_decorators(hp: dict | None = None, goal: float = 0.5, **training):
@@ -149,3 +153,122 @@ def test_gate_decorators_runs_through_the_loop_to_the_goal_without_gates_at_the_
     assert result.record["status"] == "ok" and node_sparsity(net) == pytest.approx(0.5, abs=0.01)
     assert [row["phase"] for row in result.history] == ["tick", "tick", "tock", "tick", "finetune", "finetune"]
     assert not pruned_rows(prunable_modules(net)[-1])
+
+
+# --- L0 regularisation ---------------------------------------------------------------------
+# beta = 2/3, gamma = -0.1, zeta = 1.1. Training gate, log alpha = 0: u = 0.5 gives sigmoid(0) =
+# 0.5, stretched 0.5 * 1.2 - 0.1 = 0.5; u = 0.75 gives sigmoid(1.5 ln 3) = 3^1.5 / (1 + 3^1.5) =
+# 0.838610, stretched 0.906332; u = 0.1 gives sigmoid(1.5 ln(1/9)) = 1/28, stretched below 0: 0.
+# Test gate: sigmoid(log alpha) * 1.2 - 0.1, clipped: ln 3 -> 0.8, 0 -> 0.5, -3 -> 0, 3 -> 1.
+# P(z != 0) = sigmoid(log alpha - (2/3) ln(1/11)): 11^(2/3) / (1 + 11^(2/3)) at 0, 0.5 at -(2/3) ln 11.
+
+P_AT_0 = 11 ** (2 / 3) / (1 + 11 ** (2 / 3))
+
+
+def test_the_hard_concrete_gates_by_hand():
+    log_alpha = torch.zeros(3, dtype=torch.float64)
+    u = torch.tensor([0.5, 0.75, 0.1], dtype=torch.float64)
+    assert sampled_gate(log_alpha, u).tolist() == pytest.approx([0.5, 0.906332, 0.0], abs=1e-6)
+    assert sampled_gate(torch.tensor([2.0]), torch.tensor([0.9])).item() == 1.0
+    gates = deterministic_gate(torch.tensor([math.log(3), 0.0, -3.0, 3.0], dtype=torch.float64))
+    assert gates.tolist() == pytest.approx([0.8, 0.5, 0.0, 1.0])
+    probabilities = open_probability(torch.tensor([0.0, -2 / 3 * math.log(11)], dtype=torch.float64))
+    assert probabilities.tolist() == pytest.approx([P_AT_0, 0.5])
+
+
+def l0(hp: dict | None = None, **training):
+    return make_method("l0", {"l0_reg": 2.0, "ema": 0.0, **(hp or {})}, None, batch_size=4, weight_decay=0.1,
+                       **training)
+
+
+def l0_network(method, log_alpha, rows, bias) -> nn.Sequential:
+    """A node layer of the given rows and bias (gates log_alpha), then a linear output layer."""
+    net = nn.Sequential(nn.Linear(len(rows[0]), len(rows)), nn.ReLU(), nn.Linear(len(rows), 2)).double()
+    method.setup(net, steps_per_epoch=1)  # N = 1 batch of 4 examples
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor(rows))
+        net[0].bias.copy_(torch.tensor(bias))
+        net[0].log_alpha.copy_(torch.tensor(log_alpha))
+    return net
+
+
+def test_the_expected_l0_penalty_by_hand():
+    # lambda / N = 2 / 4, lambda_2 = 0.1. Node 0: rows (3, 4), bias 1, P = 0.5: its weights less its
+    # bias count 1, its squares 26: 0.5 (0.5 + 0.05 * 26) = 0.9. Node 1: (0, 1), bias 0, P = P_AT_0:
+    # P_AT_0 (0.5 + 0.05). d/dlog alpha_0 = P (1 - P) 1.8 = 0.45; d/dw_0 = P 0.1 w = (0.15, 0.2).
+    method = l0()
+    net = l0_network(method, [-2 / 3 * math.log(11), 0.0], [[3.0, 4.0], [0.0, 1.0]], [1.0, 0.0])
+    penalty = method.regularizer(net)
+    assert penalty.item() == pytest.approx(0.9 + 0.55 * P_AT_0)
+    penalty.backward()
+    assert net[0].log_alpha.grad[0].item() == pytest.approx(0.45)
+    assert net[0].weight.grad[0].tolist() == pytest.approx([0.15, 0.2]) and net[0].bias.grad[0] == pytest.approx(0.05)
+    assert net[2].weight.grad is None  # the output layer has no gates
+
+
+def test_a_training_pass_draws_one_gate_per_node_for_the_batch_and_evaluation_takes_the_test_gate():
+    method = l0()
+    net = l0_network(method, [math.log(3), 0.0], [[1.0, 0.0], [0.0, 2.0]], [0.5, -1.0])
+    x = torch.tensor([[1.0, 1.0], [2.0, -1.0]], dtype=torch.float64)
+    torch.manual_seed(3)
+    hidden = net[0](x)
+    torch.manual_seed(3)
+    u = torch.rand(2, dtype=torch.float64) * (1 - 2e-6) + 1e-6
+    assert torch.allclose(hidden, (x @ net[0].weight.T + net[0].bias) * sampled_gate(net[0].log_alpha, u))
+    net.eval()
+    assert torch.allclose(net[0](x), (x @ net[0].weight.T + net[0].bias) * torch.tensor([0.8, 0.5]).double())
+
+
+def test_log_alpha_is_clipped_after_every_step_and_the_evaluation_takes_the_corrected_average():
+    # ema 0.5: one step after p_0 to p_1, the average is (0.5 p_0 + 0.5 p_1) / (1 - 0.5) = p_0 + p_1
+    method = l0({"ema": 0.5})
+    net = l0_network(method, [0.0, 0.0], [[1.0, 0.0], [0.0, 2.0]], [0.0, 0.0])
+    start = {name: average.clone() for name, average in method.averages.items()}  # the parameters at setup
+    with torch.no_grad():
+        net[0].log_alpha.copy_(torch.tensor([9.0, -9.0]))
+        net[2].weight.add_(1.0)
+    method.after_step(net, torch.optim.SGD(net.parameters(), lr=0.1))
+    assert net[0].log_alpha.tolist() == pytest.approx([math.log(100), math.log(0.01)])
+    expected = {name: start[name] + p for name, p in net.named_parameters()}
+    assert all(torch.allclose(method.averaged()[name], value) for name, value in expected.items())
+    x = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+    net.eval()
+    with torch.no_grad():
+        through_average = method.forward(net, x)
+        for name, p in net.named_parameters():
+            p.copy_(expected[name])
+        assert torch.allclose(through_average, net(x))
+
+
+def test_log_alpha_is_trained_without_decay_and_only_the_output_layer_decays():
+    method = l0()
+    net = l0_network(method, [0.0, 0.0], [[1.0, 0.0], [0.0, 2.0]], [0.0, 0.0])
+    groups = method.optimizer_groups(net)
+    assert [(len(g["params"]), g.get("weight_decay")) for g in groups] == [(2, 0.0), (2, None), (1, 0.0)]
+    assert groups[2]["params"][0] is net[0].log_alpha
+
+
+def test_the_final_masks_compute_the_gated_network():
+    # test gates 0.8, 1 and 0: node 2 goes with the output layer's column reading it
+    method = with_batches(l0(), (torch.ones(1, 3, dtype=torch.float64),))
+    net = l0_network(method, [math.log(3), 3.0, -3.0], [[1.0, -1.0, 0.5], [0.5, 2.0, 1.0], [2.0, 1.0, 1.0]],
+                     [0.5, -0.5, 1.0])
+    net.eval()
+    x = torch.tensor([[1.0, 2.0, -1.0], [0.5, 0.0, 3.0]], dtype=torch.float64)
+    gated = net(x)
+    method.prune(net, None)
+    assert torch.allclose(net(x), gated) and not hasattr(net[0], "log_alpha")
+    assert [pruned_rows(m) for m in node_layers(net)] == [[2]] and not masks(net)[1][0][2]
+    assert net[0].weight[0].tolist() == pytest.approx([0.8, -0.8, 0.4]) and net[0].bias[0].item() == pytest.approx(0.4)
+    assert method.regularizer(net) is None and method.forward(net, x).equal(net(x))
+
+
+def test_l0_trains_then_turns_its_gates_into_masks_through_the_loop(train_tiny):
+    runs = [train_tiny("l0", {"l0_reg": reg, "ema": 0.0}, goal=None, epochs=2) for reg in (1e-6, 100.0)]
+    nets = [build_model("resnet1d", 10, 1) for _ in runs]
+    for net, run in zip(nets, runs):
+        load_state(net, run.state_dict)
+        assert run.record["status"] == "ok" and [row["phase"] for row in run.history] == ["train", "train"]
+        assert not any("log_alpha" in key for key in run.state_dict)
+    assert node_sparsity(nets[0]) == 0 < node_sparsity(nets[1])
+    assert make_method("l0", {"l0_reg": 1.0}, None).sparsity_control == ("l0_reg", "log")

@@ -23,6 +23,13 @@ from methods.core.schedules import train_from
 REGULAR, FINETUNE = "train", "finetune"
 
 
+def swept_lambda(what: str, flag: str) -> Param:
+    """The required strength lambda of a sparsity-inducing term, as the SNIP-it paper sweeps it
+    for HoyerSquare, Group-HS and L0 regularisation (appendix F: 10 log steps over [1e-6, 5])."""
+    return Param(REQUIRED, f"lambda: the strength of {what} ({flag}; the paper sweeps [1e-6, 5])", "lambda",
+                 type=float, above=0)
+
+
 def hoyer_square(weight: torch.Tensor) -> torch.Tensor:
     """H_S(w) = (sum |w|)^2 / sum w^2."""
     return weight.abs().sum() ** 2 / weight.pow(2).sum()
@@ -58,8 +65,7 @@ class HoyerSquare(Method):
     pruning_stable = True
     sparsity_control = ("hoyer_reg", "log")
     params = {
-        "hoyer_reg": Param(REQUIRED, "lambda: the strength of the Hoyer-square regulariser (--hoyer_reg; the paper "
-                                     "sweeps [1e-6, 5])", "lambda", type=float, above=0),
+        "hoyer_reg": swept_lambda("the Hoyer-square regulariser", "--hoyer_reg"),
         "threshold": Param(1e-3, "t: weights with |w| <= t are pruned after the regularised training (the authors' "
                                  "HOYER_THERSHOLD)", "t", above=0),
         "finetune_fraction": Param(9 / 80, "share f of the budget T trained after the threshold, with the masks and "
