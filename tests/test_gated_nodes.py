@@ -82,6 +82,7 @@ def test_the_gates_scale_the_outputs_of_the_batchnorm_after_each_node_layer():
 
 
 def test_the_gates_start_as_standard_normal_draws_by_default():
+    torch.manual_seed(0)
     net = build_model("resnet1d", 10, 1)
     gate_decorators().setup(net, steps_per_epoch=1)
     gates = torch.cat([holder.gate for holder in gate_holders(net)])
