@@ -14,7 +14,8 @@ from conftest import make_method
 
 GOAL = 0.9
 # Methods whose default schedule needs more than the 2 epochs: settings that fit it in 3.
-FITTED = {"imp-global": {"steps": 0, "prune_delay": 0, "prune_interval": 1, "rewind_epoch": 0}}
+FITTED = {"imp-global": {"steps": 0, "prune_delay": 0, "prune_interval": 1, "rewind_epoch": 0},
+          "gate-decorators": {"tick_tock_epochs": 3, "step": 89, "tick_epochs": 2, "score_batches": 1}}
 
 
 def smallest_allowed(param) -> int | float | str:

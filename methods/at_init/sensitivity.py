@@ -31,9 +31,10 @@ GRASP_CHUNK = 20  # examples per loss in the authors' GraSP code (their ``intv``
 
 
 @contextmanager
-def evaluation_mode(model: nn.Module) -> Iterator[None]:
+def evaluation_mode(model: nn.Module, training: bool = False) -> Iterator[None]:
+    """The model in evaluation mode (or, ``training``, in training mode), then back as it was."""
     was_training = model.training
-    model.eval()
+    model.train(training)
     try:
         yield
     finally:
@@ -51,10 +52,11 @@ def accumulated(gradients: Iterable[tuple[torch.Tensor, ...]], weights: list[tor
 
 @torch.enable_grad()
 def mean_gradient(model: nn.Module, batches: list[Batch], tensors: list[torch.Tensor],
-                  loss: str = "target-logit") -> list[torch.Tensor]:
+                  loss: str = "target-logit", training: bool = False) -> list[torch.Tensor]:
     """The gradient with respect to ``tensors`` of the mean, over the ``batches``, of each
-    batch's mean ``loss`` (``LOSSES``), in evaluation mode."""
-    with evaluation_mode(model):
+    batch's mean ``loss`` (``LOSSES``), in evaluation mode (``training``: in training mode,
+    BatchNorm on each batch's statistics, which also move its running ones, and dropout on)."""
+    with evaluation_mode(model, training):
         return accumulated((torch.autograd.grad(LOSSES[loss](model(inputs), targets) / len(batches), tensors)
                             for inputs, targets in batches), tensors)
 

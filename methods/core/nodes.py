@@ -17,6 +17,8 @@ remaining unit, whatever BatchNorm, activation, pooling, padding, flattening or 
 lie between; a sum of branches (a residual addition) is dead only where every summand is.
 """
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -43,6 +45,16 @@ def channel_shape(module: nn.Module, output: torch.Tensor) -> list[int]:
 def channels(tensor: torch.Tensor, module: nn.Module) -> torch.Tensor:
     """The tensor with the layer's channel (feature) dimension first, the rest flattened."""
     return tensor.movedim(-1 if isinstance(module, nn.Linear) else 1, 0).flatten(1)
+
+
+def scale_outputs(module: nn.Module, factor: Callable[[nn.Module], torch.Tensor | None]):
+    """Have ``module`` multiply its output channels by ``factor(module)`` in every forward
+    pass (a vector over them; None leaves the output as it is); returns the hook's handle."""
+    def hook(module, inputs, output):
+        vector = factor(module)
+        return output if vector is None else output * vector.view(channel_shape(module, output))
+
+    return module.register_forward_hook(hook)
 
 
 @torch.no_grad()
@@ -97,3 +109,19 @@ def cut_dead_inputs(model: nn.Module, example: torch.Tensor) -> None:
         if getattr(module, "groups", 1) == 1:
             mask_of(module).logical_and_(columns(live, module.weight))
     apply_masks(model)
+
+
+@torch.no_grad()
+def keep_nodes(model: nn.Module, keeps: list[torch.Tensor], example: torch.Tensor,
+               scores: list[torch.Tensor] | None = None) -> None:
+    """Prune the nodes whose entry of ``keeps`` (a vector per node layer) is False, then cut the
+    weights reading them (``cut_dead_inputs``, on an ``example`` input). With ``scores``, a
+    layer that would be left without a remaining node keeps its remaining node of highest score."""
+    for module, keep, score in zip(node_layers(model), keeps, scores or [None] * len(keeps), strict=True):
+        mask = mask_of(module)
+        remaining = mask.flatten(1).any(dim=1)
+        if score is not None and not (keep & remaining).any():
+            keep = keep.clone()
+            keep[torch.where(remaining, score, -torch.inf).argmax()] = True
+        mask.logical_and_(keep.view(-1, *[1] * (mask.dim() - 1)))
+    cut_dead_inputs(model, example)

@@ -8,6 +8,8 @@ the network then trains on with its masks and without the regulariser. Its spars
 follows from lambda (the sparsity search's knob) and t.
 """
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -19,6 +21,13 @@ from methods.core.masks import PruneEvent, mask_of, measured, prunable_modules
 from methods.core.schedules import train_from
 
 REGULAR, FINETUNE = "train", "finetune"
+
+
+def swept_lambda(what: str, flag: str) -> Param:
+    """The required strength lambda of a sparsity-inducing term, as the SNIP-it paper sweeps it
+    for HoyerSquare, Group-HS and L0 regularisation (appendix F: 10 log steps over [1e-6, 5])."""
+    return Param(REQUIRED, f"lambda: the strength of {what} ({flag}; the paper sweeps [1e-6, 5])", "lambda",
+                 type=float, above=0)
 
 
 def hoyer_square(weight: torch.Tensor) -> torch.Tensor:
@@ -56,8 +65,7 @@ class HoyerSquare(Method):
     pruning_stable = True
     sparsity_control = ("hoyer_reg", "log")
     params = {
-        "hoyer_reg": Param(REQUIRED, "lambda: the strength of the Hoyer-square regulariser (--hoyer_reg; the paper "
-                                     "sweeps [1e-6, 5])", "lambda", type=float, above=0),
+        "hoyer_reg": swept_lambda("the Hoyer-square regulariser", "--hoyer_reg"),
         "threshold": Param(1e-3, "t: weights with |w| <= t are pruned after the regularised training (the authors' "
                                  "HOYER_THERSHOLD)", "t", above=0),
         "finetune_fraction": Param(9 / 80, "share f of the budget T trained after the threshold, with the masks and "
@@ -65,8 +73,15 @@ class HoyerSquare(Method):
                                    at_least=0, below=1),
     }
 
+    # the optimizer, and its state, goes on after the threshold (False: a fresh one)
+    keeps_optimizer_after_threshold: ClassVar[bool] = True
+
     def setup(self, model: nn.Module, steps_per_epoch: int) -> None:
         self.steps_per_epoch = steps_per_epoch
+
+    def measure(self, weight: torch.Tensor) -> torch.Tensor:
+        """The sparsity measure of one layer's weight that the regulariser sums."""
+        return hoyer_square(weight)
 
     def phases(self) -> list[Phase]:
         epochs = self.training["epochs"]
@@ -79,12 +94,13 @@ class HoyerSquare(Method):
             return train_from(self.training_lr(), regular, epochs, self.steps_per_epoch)
 
         return [Phase(REGULAR, regular, lambda event: self.training_lr()),
-                Phase(FINETUNE, epochs - regular, go_on, prunes=True, keeps_optimizer=True)]
+                Phase(FINETUNE, epochs - regular, go_on, prunes=True,
+                      keeps_optimizer=self.keeps_optimizer_after_threshold)]
 
     def regularizer(self, model: nn.Module) -> torch.Tensor | None:
         if self.phase is None or self.phase.name != REGULAR:
             return None
-        return self.hp["hoyer_reg"] * sum(hoyer_square(m.weight) for m in prunable_modules(model))
+        return self.hp["hoyer_reg"] * sum(self.measure(m.weight) for m in prunable_modules(model))
 
     @torch.no_grad()
     def prune(self, model: nn.Module, sparsity: None) -> PruneEvent:

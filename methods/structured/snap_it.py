@@ -17,7 +17,7 @@ from methods import register
 from methods.at_init.sensitivity import Batch, mean_gradient
 from methods.at_init.snip import SNIPit
 from methods.core.masks import keep_largest, mask_of
-from methods.core.nodes import channel_shape, cut_dead_inputs, node_layers
+from methods.core.nodes import keep_nodes, node_layers, scale_outputs
 
 
 def node_elasticity(model: nn.Module, batches: list[Batch], loss: str = "target-logit") -> list[torch.Tensor]:
@@ -29,10 +29,7 @@ def node_elasticity(model: nn.Module, batches: list[Batch], loss: str = "target-
     gates = [torch.ones(m.weight.shape[0], dtype=m.weight.dtype, device=m.weight.device, requires_grad=True)
              for m in layers]
 
-    def gated(gate: torch.Tensor):
-        return lambda module, inputs, output: output * gate.view(channel_shape(module, output))
-
-    handles = [m.register_forward_hook(gated(gate)) for m, gate in zip(layers, gates)]
+    handles = [scale_outputs(m, lambda module, gate=gate: gate) for m, gate in zip(layers, gates)]
     try:
         return [g.abs() for g in mean_gradient(model, batches, gates, loss)]
     finally:
@@ -47,18 +44,11 @@ def keep_top_nodes(model: nn.Module, scores: list[torch.Tensor], sparsity: float
     remaining node of highest score. Then the weights reading the pruned nodes are cut
     (``cut_dead_inputs``, on an ``example`` input). Pruned nodes stay pruned: they rank below
     every other."""
-    layers = node_layers(model)
-    remaining = [mask_of(m).flatten(1).any(dim=1) for m in layers]
+    remaining = [mask_of(m).flatten(1).any(dim=1) for m in node_layers(model)]
     ranked = [torch.where(alive, s, -math.inf) for alive, s in zip(remaining, scores)]
     flat = torch.cat(ranked)
     keeps = keep_largest(flat, round(sparsity * flat.numel())).split([r.numel() for r in ranked])
-    for module, keep, score in zip(layers, keeps, ranked):
-        if not keep.any():
-            keep = keep.clone()
-            keep[score.argmax()] = True
-        mask = mask_of(module)
-        mask.logical_and_(keep.view(-1, *[1] * (mask.dim() - 1)))
-    cut_dead_inputs(model, example)
+    keep_nodes(model, list(keeps), example, scores)
 
 
 @register
