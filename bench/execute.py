@@ -146,11 +146,15 @@ class Plan:
     total: int
     done: int
     stages: list[list[RunSpec]]
-    epochs: int
+    run_epochs: dict[str, int]  # each pending run's own epochs
 
     @property
     def pending(self) -> list[RunSpec]:
         return [spec for stage in self.stages for spec in stage]
+
+    @property
+    def epochs(self) -> int:
+        return sum(self.run_epochs.values())
 
 
 def plan(specs: list[RunSpec], store: RunStore) -> Plan:
@@ -164,7 +168,7 @@ def plan(specs: list[RunSpec], store: RunStore) -> Plan:
     stages = [sorted((spec for spec in pending if spec.stage == level),
                      key=lambda spec: (spec.run_id not in parents, -epochs[spec.run_id]))
               for level in range(depth + 1)]
-    return Plan(len(everything), len(everything) - len(pending), [s for s in stages if s], sum(epochs.values()))
+    return Plan(len(everything), len(everything) - len(pending), [s for s in stages if s], epochs)
 
 
 def machine_memory_gb() -> float:
@@ -203,7 +207,7 @@ def run_plan(grid: Plan, store: RunStore, *, executor: str, jobs: int, data_root
     """Execute the plan: inline, run after run; locally, ``jobs`` workers share the whole
     grid, so a run starts as soon as its parent is done; on SLURM, one job array per stage,
     each submitted when the previous one has ended."""
-    bar = GridProgress(grid.pending, store, enabled=progress)
+    bar = GridProgress(grid.pending, store, enabled=progress, epochs=grid.run_epochs)
     if executor == "inline":
         for spec in grid.pending:
             work([spec], str(store.results), data_root)
@@ -246,39 +250,48 @@ def _wait(workers: list, bar: "GridProgress") -> None:
 
 class GridProgress:
     """The progress of a grid's pending runs: a bar with counts and ETA on a terminal, a plain
-    line when the count changes (at most every ``LINE_SECONDS``) in a log. Finished runs are
-    remembered, so a poll looks only at the runs still out, and polls are spaced out on large
-    grids (each run costs a few file system calls, which add up on a shared file system)."""
+    line when the count changes (at most every ``LINE_SECONDS``) in a log. The ETA weighs each
+    run by its ``epochs`` (the longest runs start first, so counting runs would overestimate it
+    many times over). Finished runs are remembered, so a poll looks only at the runs still out,
+    and polls are spaced out on large grids (each run costs a few file system calls, which add
+    up on a shared file system)."""
 
     LINE_SECONDS = 30
 
-    def __init__(self, pending: list[RunSpec], store: RunStore, enabled: bool, stream=None):
+    def __init__(self, pending: list[RunSpec], store: RunStore, enabled: bool, stream=None,
+                 epochs: dict[str, int] | None = None):
         self.stream = stream or sys.stderr
         self.terminal = enabled and self.stream.isatty()
         self.lines = enabled and not self.terminal
-        self.bar = tqdm(total=len(pending), desc="runs", unit="run", disable=not self.terminal, file=self.stream)
-        self.out, self.store, self.total = {spec.run_id for spec in pending}, store, len(pending)
+        self.epochs = {spec.run_id: max(1, (epochs or {}).get(spec.run_id, 1)) for spec in pending}
+        self.total, self.total_epochs = len(pending), sum(self.epochs.values())
+        self.bar = tqdm(total=self.total_epochs, desc="epochs", unit="epoch", disable=not self.terminal,
+                        file=self.stream)
+        self.out, self.store = set(self.epochs), store
         self.poll_seconds = 0.5 + len(pending) / 5000
         self.start = self.said = time.monotonic()
         self.last_line = None
 
     def advance(self) -> None:
         self.out -= {run_id for run_id in self.out if self.store.is_done(run_id)}
-        failed = sum(self.store.has_failed(run_id) for run_id in self.out)
-        ended = self.total - len(self.out) + failed
-        self.bar.set_postfix(failed=failed, refresh=False)
-        self.bar.update(ended - self.bar.n)
+        out_failed = {run_id for run_id in self.out if self.store.has_failed(run_id)}
+        ended, failed = self.total - len(self.out) + len(out_failed), len(out_failed)
+        ended_epochs = self.total_epochs - sum(self.epochs[run_id] for run_id in self.out - out_failed)
+        self.bar.set_postfix(runs=f"{ended}/{self.total}", failed=failed, refresh=False)
+        self.bar.update(ended_epochs - self.bar.n)
         if self.lines and (ended, failed) != self.last_line and (
                 ended == self.total or time.monotonic() - self.said >= self.LINE_SECONDS):
-            self.stream.write(self.line(ended, failed) + "\n")
+            self.stream.write(self.line(ended, failed, ended_epochs) + "\n")
             self.stream.flush()
             self.said, self.last_line = time.monotonic(), (ended, failed)
 
-    def line(self, ended: int, failed: int) -> str:
-        """E.g. "runs: 12/50 ended (1 failed), 3m10s elapsed, about 10m left"."""
+    def line(self, ended: int, failed: int, ended_epochs: int) -> str:
+        """E.g. "runs: 12/50 ended (1 failed), 300/900 epochs, 3m10s elapsed, about 6m20s left"."""
         elapsed = time.monotonic() - self.start
-        left = f", about {minutes(elapsed * (self.total - ended) / ended)} left" if 0 < ended < self.total else ""
-        return f"runs: {ended}/{self.total} ended ({failed} failed), {minutes(elapsed)} elapsed{left}"
+        left = (f", about {minutes(elapsed * (self.total_epochs - ended_epochs) / ended_epochs)} left"
+                if 0 < ended_epochs < self.total_epochs else "")
+        return (f"runs: {ended}/{self.total} ended ({failed} failed), {ended_epochs}/{self.total_epochs} epochs, "
+                f"{minutes(elapsed)} elapsed{left}")
 
     def close(self) -> None:
         self.bar.close()

@@ -9,9 +9,11 @@ import pytest
 
 from bench.cli import main
 from bench.manifest import load
-from bench.report.aimp import iteration_curves, median_cells, paper_numbers, with_paper
+from bench.report.aimp import iteration_curves, median_cells, paper_numbers, render_aimp_table, with_paper
 from bench.report.paper import evaluate_claims
 from bench.report.select import select_cells
+from bench.report.site import environment, target_card, target_page
+from bench.store import RunStore
 
 GOAL_20 = 1 - 0.8 ** 20
 
@@ -90,6 +92,22 @@ def test_the_papers_numbers_stand_beside_ours():
     assert cells.loc["AIMP_50+LRR", "paper_delta"] == pytest.approx(93.62 - 93.68)
     rates = paper_numbers().set_index(["label", "pruning_rate"])
     assert rates.loc[("AIMP_50+WR", 30), "accuracy"] == pytest.approx(90.53)
+
+
+def test_the_sites_table_shows_the_latex_tables_medians_not_means(tmp_path):
+    manifest = load("table-aimp", "smoke", registries=False)
+    report = tmp_path / "table-aimp" / "smoke"
+    report.mkdir(parents=True)
+    cells = with_paper(median_cells(SYNTHETIC, ["IMP+WR", "IMP+LRR"]))
+    render_aimp_table(cells, labels=["IMP+WR", "AIMP_50+WR"], caption="", out_dir=report)
+    select_cells(SYNTHETIC, [GOAL_20]).to_csv(report / "selection.csv", index=False)
+    card = target_card(manifest, RunStore(tmp_path / "results"), tmp_path)
+    page = target_page(manifest, card, tmp_path, [])
+    assert page["table"] is None
+    assert [(row["label"], row["cells"][3], row["cells"][5]) for row in page["aimp_table"]] == \
+        [("IMP+WR", "90.00", "+0.00"), ("AIMP_50+WR", "91.00", "+1.00")]  # IMP+WR's mean is 88.33
+    html = environment().get_template("site_target.html.j2").render(page=page, root="../")
+    assert "<td>90.00</td>" in html and "88.33" not in html
 
 
 def test_figure_1_is_the_median_after_every_iteration_from_the_histories():

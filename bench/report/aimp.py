@@ -108,6 +108,17 @@ def number(value, digits: int = 2, sign: bool = False) -> str:
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
 
+def table_rows(cells: pd.DataFrame) -> list[dict]:
+    """The table's rows from aimp.csv's cells, in their order: per row and p, its texts (p,
+    median sparsity, the paper's and our median accuracy, delta, retraining epochs, speed-up)."""
+    return [{"label": cell.label, "cells": [
+        f"{cell.pruning_rate:g}", number(cell.sparsity_median * 100),
+        number(cell.paper_accuracy), number(cell.test_accuracy_median * 100),
+        number(cell.paper_delta, sign=True), number(cell.delta * 100, sign=True),
+        number(cell.paper_retraining_epochs, 0), number(cell.own_epochs, 0),
+        number(cell.paper_speedup), number(cell.speedup)]} for cell in cells.itertuples()]
+
+
 def render_aimp_table(cells: pd.DataFrame, *, labels: list[str], caption: str, out_dir: Path) -> list[Path]:
     """Write ``aimp.csv`` (every cell with its run ids and the paper's numbers), ``table.tex``
     and ``standalone.tex``: per row and p, accuracy (%), its delta from IMP (points),
@@ -117,13 +128,7 @@ def render_aimp_table(cells: pd.DataFrame, *, labels: list[str], caption: str, o
     cells = cells[cells["label"].isin(order)].sort_values(
         ["pruning_rate", "label"], key=lambda column: column.map(order) if column.name == "label" else column)
     cells.to_csv(out_dir / "aimp.csv", index=False)
-    rows = [{"label": cell.label, "cells": [
-        f"{cell.pruning_rate:g}", number(cell.sparsity_median * 100),
-        number(cell.paper_accuracy), number(cell.test_accuracy_median * 100),
-        number(cell.paper_delta, sign=True), number(cell.delta * 100, sign=True),
-        number(cell.paper_retraining_epochs, 0), number(cell.own_epochs, 0),
-        number(cell.paper_speedup), number(cell.speedup)]} for cell in cells.itertuples()]
-    table = environment().get_template("aimp_table.tex.j2").render(caption=caption, rows=rows)
+    table = environment().get_template("aimp_table.tex.j2").render(caption=caption, rows=table_rows(cells))
     return [out_dir / "aimp.csv", *write_table(table, out_dir)]
 
 

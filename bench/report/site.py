@@ -9,7 +9,8 @@ its stored run list (``bench/runlist.py``), the methods' descriptions from
   paper (targets grouped by the paper their ``source`` names) and one per target (table or
   figure, profile, runs done, failed and missing, the claims' verdicts);
 - ``targets/<target>.html``: the selected cells as an HTML table (selection.csv, the best
-  accuracies in bold as in the LaTeX table), the figures (PNG inline, PDF linked), the
+  accuracies in bold as in the LaTeX table; an AIMP table's medians over seeds from aimp.csv,
+  as its LaTeX table), the figures (PNG inline, PDF linked), the
   paper's numbers beside ours with the difference, each claim with its verdict, evidence,
   seed spread and run ids, and the manifest's TOML; the report's files are copied beside it;
 - ``methods/<method>.html``: the method's docstrings and hyperparameters, the targets that
@@ -42,6 +43,7 @@ from matplotlib.ticker import MaxNLocator
 from ..manifest import Manifest, manifest_dir
 from ..runlist import RunList, current_runs, read_methods
 from ..store import HISTORY, RunStore
+from .aimp import table_rows as aimp_rows
 from .build import profile_text
 from .claims import VERDICTS, all_claims, claims_of
 from .figures import MARKERS
@@ -180,10 +182,13 @@ def target_page(manifest: Manifest, card: dict, reports: Path, files: list[str])
     judged = read_csv(report / "claims.csv")  # without it, the claims are "not run"
     claims = (judged if not judged.empty else claims_of(manifest, reports)).reindex(columns=CLAIM_FIELDS)
     claims = claims.astype(object).fillna("")
+    aimp = manifest.report["kind"] == "aimp"  # its table is of medians over seeds, not selection.csv's means
     figures = [{"png": name, "pdf": name[:-4] + ".pdf" if name[:-4] + ".pdf" in files else None}
                for name in files if name.endswith(".png")]
     return {**card, "description": manifest.description, "setting": profile_text(manifest) if manifest.rows else "",
-            "split": bool(manifest.report["split_by"]), "table": None if cells.empty else html_table(cells, manifest),
+            "split": bool(manifest.report["split_by"]),
+            "table": None if cells.empty or aimp else html_table(cells, manifest),
+            "aimp_table": aimp_rows(read_csv(report / "aimp.csv")) if aimp else [],
             "figures": figures, "files": files,
             "comparison": comparison_rows(read_csv(report / "paper-vs-ours.csv")),
             "claims": claims.to_dict("records"), "manifests": manifest_texts(manifest),
