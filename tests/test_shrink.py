@@ -9,11 +9,13 @@ from ptflops import get_model_complexity_info
 from ptflops.flops_counter import FLOPS_BACKEND
 from torch import nn
 
+import bench.shrink
 from bench.metrics import flops
 from bench.shrink import shrink
 from methods.core.masks import PRUNABLE_TYPES, mask_of, prunable_modules
 from methods.core.nodes import forward_with_hooks, keep_nodes, live_inputs, node_layers
 from models import build_model
+from models.snipit import ConvNet, classifier, conv_stack
 
 # model: its input (channels, height, width), and for a residual network the ends of the names of
 # the layers that write its residual sums and of those that read them
@@ -95,6 +97,23 @@ def layer_parameters(model: nn.Module) -> list[int]:
     return counts
 
 
+def bias_additions(model: nn.Module, example: torch.Tensor) -> int:
+    """One addition per output entry of each convolution or linear layer with a bias."""
+    counts = []
+    forward_with_hooks(model, lambda m, inputs, output: counts.append(output.numel() if m.bias is not None else 0),
+                       example)
+    return sum(counts)
+
+
+def ptflops_count(model: nn.Module, shape: tuple[int, ...]) -> int:
+    """ptflops' count with its aten backend, which counts the convolutions and matrix products
+    only (not BatchNorm, activations or pooling), layers1d's products included, and adds one
+    per biased output."""
+    macs, _ = get_model_complexity_info(model, shape, as_strings=False, print_per_layer_stat=False,
+                                        backend=FLOPS_BACKEND.ATEN)
+    return macs
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_a_shrunk_model_computes_as_the_masked_one_with_the_smaller_networks_weights_and_flops(unscaled, name):
     shape, sums = MODELS[name]
@@ -108,6 +127,7 @@ def test_a_shrunk_model_computes_as_the_masked_one_with_the_smaller_networks_wei
     assert nonzero_weights(shrunk) == nonzero_weights(masked)
     structured = flops(masked, example, structured=True)[1]
     assert flops(shrunk, example, structured=True)[1] == pytest.approx(structured)
+    assert flops(shrunk, example)[0] + bias_additions(shrunk, example[:1]) == ptflops_count(shrunk, shape)
     if sums is None:
         assert layer_parameters(shrunk) == surviving_parameters(masked, example)
         assert flops(shrunk, example)[0] == pytest.approx(structured)
@@ -121,20 +141,16 @@ def test_a_shrunk_model_computes_as_the_masked_one_with_the_smaller_networks_wei
         assert sum(layer_parameters(shrunk)) > sum(surviving_parameters(masked, example))
 
 
-def bias_additions(model: nn.Module, example: torch.Tensor) -> int:
-    """One addition per output entry of each convolution or linear layer with a bias."""
-    counts = []
-    forward_with_hooks(model, lambda m, inputs, output: counts.append(output.numel() if m.bias is not None else 0),
-                       example)
-    return sum(counts)
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_the_dense_flops_are_ptflops_multiply_adds_of_the_convolutions_and_matrix_products(unscaled, name):
-    """ptflops' aten backend counts the convolutions and matrix products only (not BatchNorm,
-    activations or pooling), layers1d's products included, and adds one per biased output."""
     shape = MODELS[name][0]
     model, example = build_model(name, 10, shape[0]), torch.randn(1, *shape)
-    macs, _ = get_model_complexity_info(model, shape, as_strings=False, print_per_layer_stat=False,
-                                        backend=FLOPS_BACKEND.ATEN)
-    assert flops(model, example)[0] + bias_additions(model, example) == macs
+    assert flops(model, example)[0] + bias_additions(model, example) == ptflops_count(model, shape)
+
+
+def test_a_copy_that_computes_otherwise_than_the_masked_model_is_refused(monkeypatch):
+    torch.manual_seed(0)
+    model = ConvNet(conv_stack(1, (8, 8, "M", 16)), 3, classifier(16 * 9, (12,), 10))
+    monkeypatch.setattr(bench.shrink, "dead_channels", lambda graph, group, pruned: [0])  # live channels too
+    with pytest.raises(ValueError, match="does not compute what the node-masked model does"):
+        shrink(model, torch.randn(4, 1, 8, 8))
