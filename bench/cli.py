@@ -124,7 +124,8 @@ def describe_method(cls) -> str:
     lines = [f"{method['name']} ({method['file']}; {method['paper']}): {method['doc'].splitlines()[0]}"]
     lines += [f"  {name}: {text}" for name, text in method["params"].items()] or ["  no hyperparameters"]
     if method["sparsity_control"]:
-        lines.append("  sparsity set by: {} (searched on a {} scale)".format(*method["sparsity_control"]))
+        lines.append("  sparsity set by: {} (searched on a {} scale, fitting {})".format(
+            *method["sparsity_control"], method["sparsity_column"]))
     return "\n".join(lines)
 
 

@@ -117,9 +117,12 @@ ROW = {
     "diagnostic": Param(False, "a row that tests a belief about a claim (claims[].belief): run, selected and "
                                "judged like any row, but kept out of the paper's table and comparison"),
 }
+SEARCH_COLUMNS = ("sparsity", "node_sparsity")
 SEARCH = {
     "rounds": Param(help="rounds of the search for configurations that land in the goal columns",
                     type=int, at_least=0, at_most=10),
+    "column": Param(None, "the record's sparsity the search fits to the goals (default: the method's "
+                          "sparsity_column)", type=str, choices=SEARCH_COLUMNS),
 }
 
 REPORT = {
@@ -282,6 +285,7 @@ class Row:
     constraint: str | None
     dense: dict = field(default_factory=dict)  # the parents' settings over the manifest's [dense]
     search_rounds: int = 0  # rounds of the sparsity search (bench/search.py) after the first grid
+    search_column: str | None = None  # the record column it fits; None: the method's sparsity_column
     diagnostic: bool = False  # tests a claim's belief; not a row of the paper's table
 
     def points(self) -> list[dict]:
@@ -509,8 +513,9 @@ def validate(raw: dict, check: Checker, target: str, profile: str, registries: b
             rows.append(validate_row(raw_row, check, f"rows[{i}]", top["params"], top["dense"]))
         else:
             row = check.table(f"rows[{i}]", raw_row, unregistered(ROW))
-            rows.append(Row(row["label"], row["method"], {}, [], None,
-                            search_rounds=search_rounds(row, check, f"rows[{i}]"), diagnostic=row["diagnostic"]))
+            search = search_table(row, check, f"rows[{i}]")
+            rows.append(Row(row["label"], row["method"], {}, [], None, search_rounds=search["rounds"],
+                            search_column=search["column"], diagnostic=row["diagnostic"]))
         if rows[-1].label in labels:
             check.fail(f"rows[{i}].label", f"duplicate label {rows[-1].label!r}")
         labels.add(rows[-1].label)
@@ -635,14 +640,15 @@ def validate_row(raw: dict, check: Checker, key: str, shared: dict, dense: dict)
         known = {*settable, "goal_sparsity"}
         for name in sorted(names - known):
             check.fail(f"{key}.constraint", f"unknown name {name!r}; {closest(name, known)}")
-    rounds = search_rounds(row, check, key)
-    if rounds and method.sparsity_control is None:
+    search = search_table(row, check, key)
+    if search["rounds"] and method.sparsity_control is None:
         check.fail(f"{key}.search", f"method {row['method']!r} is given its sparsity; only a method that learns it "
                                     "from a hyperparameter (sparsity_control) can be searched")
     parents = dense_settings({**dense, **row["dense"]}, check, f"{key}.dense")
     if row["dense"] and not (method.prunes_after_training or method.name == "dense"):
         check.fail(f"{key}.dense", f"method {row['method']!r} starts from no dense run")
-    return Row(row["label"], row["method"], params, grids, row["constraint"], parents, rounds, row["diagnostic"])
+    return Row(row["label"], row["method"], params, grids, row["constraint"], parents, search["rounds"],
+               search["column"], row["diagnostic"])
 
 
 def dense_settings(raw: dict, check: Checker, key: str) -> dict:
@@ -682,11 +688,11 @@ def validate_claim(check: Checker, key: str, raw, schema: dict, labels: set[str]
     return claim
 
 
-def search_rounds(row: dict, check: Checker, key: str) -> int:
-    """The rounds of the row's ``search`` table (0 without one)."""
+def search_table(row: dict, check: Checker, key: str) -> dict:
+    """The row's ``search`` table, checked (0 rounds without one)."""
     if row["search"] is None:
-        return 0
-    return check.table(f"{key}.search", row["search"], SEARCH)["rounds"]
+        return {"rounds": 0, "column": None}
+    return check.table(f"{key}.search", row["search"], SEARCH)
 
 
 def manifest_path(target: str) -> Path:

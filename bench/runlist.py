@@ -107,12 +107,14 @@ def write(results: Path, target: str, profile: str, key: str, runs: RunList) -> 
 
 def method_description(cls) -> dict:
     """A method class as plain values: name, source file, paper, class and module docstrings,
-    each hyperparameter's one-line description and what sets a learned sparsity."""
+    each hyperparameter's one-line description, what sets a learned sparsity and the record
+    column the search fits it on."""
     return {"name": cls.name, "file": cls.__module__.replace(".", "/") + ".py", "paper": cls.paper,
             "doc": inspect.cleandoc(cls.__doc__ or ""),
             "module_doc": inspect.cleandoc(sys.modules[cls.__module__].__doc__ or ""),
             "params": {name: param.describe() for name, param in cls.params.items()},
-            "sparsity_control": list(cls.sparsity_control) if cls.sparsity_control else None}
+            "sparsity_control": list(cls.sparsity_control) if cls.sparsity_control else None,
+            "sparsity_column": cls.sparsity_column}
 
 
 def write_methods(results: Path) -> None:

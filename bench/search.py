@@ -2,7 +2,9 @@
 
 These methods cannot be given a sparsity; it follows from one hyperparameter, the method's
 ``sparsity_control``. A row with ``search = { rounds = R }`` runs its grid, then R rounds:
-each fits final sparsity against that hyperparameter within every group of the row's grid
+each fits final sparsity (the record column the method's ``sparsity_column`` names, weight
+sparsity or, for a structured method, ``node_sparsity``; a row's ``search.column`` overrides
+it) against that hyperparameter within every group of the row's grid
 points that agree on all other keys and, for each goal no configuration reaches yet, adds
 the value predicted to land within LANDING_TOLERANCE of it in the most promising group
 (Back to Basics, Figure 10: "additional hyperparameter searches"). A round is computed
@@ -107,6 +109,7 @@ def search_round(manifest: Manifest, row: Row, points: list[dict], store: RunSto
     (the report's ``select_by``), so a round costs at most one configuration per goal."""
     method = _methods()[row.method]
     control, scale = method.sparsity_control
+    column = row.search_column or method.sparsity_column
     check = manifest.checker()
     runs = {canonical_json(point): [spec.run_id for spec in expand_row(manifest, row, check, key, [point])]
             for point in points}
@@ -117,12 +120,14 @@ def search_round(manifest: Manifest, row: Row, points: list[dict], store: RunSto
     if broken or records.empty:
         return None
     records = records.set_index("run_id")
+    if column not in records:
+        records[column] = math.nan  # records stored before the column existed fit nothing
     groups: dict[str, tuple[dict, list[tuple[float, float, float]]]] = {}
     for point in points:
         seeds = records.loc[records.index.intersection(runs[canonical_json(point)])]
         if control in point and len(seeds):  # a point the constraint removes has no runs
             others = {k: v for k, v in point.items() if k != control}
-            tried = (point[control], seeds["sparsity"].astype(float).mean(),
+            tried = (point[control], seeds[column].astype(float).mean(),
                      seeds[manifest.report["select_by"]].astype(float).mean())
             groups.setdefault(canonical_json(others), (others, []))[1].append(tried)
     new = []

@@ -28,11 +28,18 @@ STR's, CS's and DST's learned tensors) these are their effective weights, captur
 forward hooks, so no extra forward pass is made. ``Progress.emptied`` keeps, for each layer
 empty at the last check, where it emptied (a layer that comes back is dropped from it). The
 record judges the final stored model exactly: its masks and stored weights.
+
+The SNIP-it paper's costs (``bench.metrics``) are gathered as cheaply: after every epoch's
+training the forward FLOPs of its samples at the current weights are added up (one
+single-example pass, ``training_flops``) and the memory it took is read (``training_memory``,
+in the history as ``ram_bytes``); the record has their total and median, and the test
+split's throughput in the final evaluation.
 """
 
 import math
 import os
 import pickle
+import statistics
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -51,7 +58,8 @@ from methods.core.schedules import Schedule
 from models import build_model
 
 from .data import Dataset, load_dataset
-from .metrics import capture_weights, collapsed_layers, pruning_stability, sparsity_report
+from .metrics import (capture_weights, collapsed_layers, flops, pruning_stability, sparsity_report, training_flops,
+                      training_memory)
 from .runspec import SCHEMA_VERSION, RunSpec
 
 EVAL_BATCH = 1024
@@ -70,14 +78,16 @@ class RunResult:
 class Progress:
     """Where a run stands, besides its model, method and optimizer: the phase under way and
     the epochs finished in it, the measurements so far (``dense_train_accuracy`` only for
-    phases that ``measures_train_accuracy``), the history, and for each layer empty at the
-    last check where it emptied ("<phase> epoch <k>")."""
+    phases that ``measures_train_accuracy``; ``train_flops`` of every epoch, timed or not),
+    the history, and for each layer empty at the last check where it emptied ("<phase>
+    epoch <k>")."""
 
     phase: int = 0
     epoch: int = 0
     epochs_done: int = 0
     train_seconds: float = 0.0
     samples: int = 0
+    train_flops: float = 0.0
     before: float = math.nan
     after: float = math.nan
     val_after: float = math.nan
@@ -386,14 +396,21 @@ def enter_phase(run: Run, phase: Phase, log) -> None:
 
 
 def run_epoch(run: Run, phase: Phase, epoch: int, log) -> None:
-    """Epoch ``epoch`` of ``phase``: training, the method's ``end_epoch``, the validation
-    accuracy and a line of history; a loss that is not finite marks the run diverged."""
+    """Epoch ``epoch`` of ``phase``: training, the FLOPs and memory it took (measured before
+    the method's ``end_epoch`` may prune, and not timed), the method's ``end_epoch``, the
+    validation accuracy and a line of history; a loss that is not finite marks the run diverged."""
     progress = run.progress
+    if run.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(run.device)
     start = time.perf_counter()
     loss, accuracy, seen = train_epoch(run, epoch)
+    elapsed = time.perf_counter() - start
+    progress.train_flops += training_flops(run.model, one_example(run), seen, run.method.structured)
+    memory = training_memory(run.device)
+    start = time.perf_counter()
     run.method.end_epoch(run.model, progress.epochs_done)
     if phase.timed:
-        progress.train_seconds += time.perf_counter() - start
+        progress.train_seconds += elapsed + time.perf_counter() - start
         progress.samples += seen
     progress.epochs_done += 1
     progress.epoch = epoch + 1
@@ -402,7 +419,7 @@ def run_epoch(run: Run, phase: Phase, epoch: int, log) -> None:
     note_collapsed(run, phase, weights)
     progress.history.append({"phase": phase.name, "epoch": progress.epochs_done, "lr": run.schedule(epoch),
                              "train_loss": loss, "train_accuracy": accuracy, "val_accuracy": val,
-                             "seconds": progress.train_seconds,
+                             "seconds": progress.train_seconds, "ram_bytes": memory,
                              **(run.dynamics.measure(run.model) if run.dynamics is not None else {}),
                              **(phase_end(run) if epoch + 1 == phase.epochs else {})})
     log(f"{phase.name} epoch {epoch + 1}/{phase.epochs}: loss {loss:.4f} train {accuracy:.4f} val {val:.4f}")
@@ -410,12 +427,16 @@ def run_epoch(run: Run, phase: Phase, epoch: int, log) -> None:
         progress.status = "diverged"
 
 
+def one_example(run: Run) -> torch.Tensor:
+    """The first test input, a batch of one: what the FLOPs and the probe passes run on."""
+    return next(run.data.eval_batches("test", 1, run.device))[0]
+
+
 def phase_end(run: Run) -> dict:
     """What the history keeps of the model at the end of a phase (of every iteration of an
     iterative method): its test accuracy and sparsity report."""
-    example = next(run.data.eval_batches("test", 1, run.device))[0]
     return {"test_accuracy": evaluate(run.method, run.model, run.data, "test", run.device),
-            **sparsity_report(run.model, example, structured=run.method.structured)}
+            **sparsity_report(run.model, one_example(run), structured=run.method.structured)}
 
 
 def store_weights(run: Run) -> None:
@@ -446,17 +467,32 @@ def run_phases(run: Run, log, checkpoint: Path | None, optimizer_state: dict | N
         run.progress.phase, run.progress.epoch = index + 1, 0
 
 
-def make_record(run: Run, parent_record: dict, test: float, val: float, started: float) -> dict:
+def make_record(run: Run, parent_record: dict, test: float, val: float, started: float,
+                test_seconds: float) -> dict:
     """The run's record: its configuration, what its method is, its accuracies (final and
     around the last prune), sparsity, collapsed layers (";"-joined names, and where each
     emptied, "end" if only the final model shows it), cost and provenance. ``epochs`` counts
     every epoch trained, the parent's included; ``training_epochs`` is the training budget T
-    of the configuration (for a run that prunes a trained model, that model's training)."""
+    of the configuration (for a run that prunes a trained model, that model's training).
+
+    The SNIP-it paper's costs (appendix H), each beside the unpruned baseline's as the paper
+    reports them: ``train_flops`` (forward FLOPs of every epoch trained, the parent's included;
+    ``bench.metrics.training_flops``) and ``train_flops_reduction``, the baseline's (the dense
+    model's FLOPs over T epochs of the training split) over it; ``ram_bytes``, the median
+    over the run's own epochs of the memory each took (``bench.metrics.training_memory``);
+    ``inference_images_per_second``, the test split's throughput in the final evaluation
+    (``test_seconds`` long; the paper times the inference with CUDA events, the authors'
+    models/trainers/DefaultTrainer.py, ``_batch_iteration``, in their ``validate``)."""
     spec, method, progress, training = run.spec, run.method, run.progress, run.spec.training
-    example = next(run.data.eval_batches("test", 1, run.device))[0]
+    example = one_example(run)
     before, after, val_after = progress.before, progress.after, progress.val_after
     report_pruned = method.better_of_pruned_and_retrained and val_after > val
     collapsed = collapsed_layers(run.model)
+    dense_flops = flops(run.model, example)[0]
+    # a parent recorded before train_flops existed is a dense run: every epoch at the dense FLOPs
+    train_flops = progress.train_flops + parent_record.get(
+        "train_flops", parent_record.get("epochs", 0) * run.data.train_size * dense_flops)
+    memory = [row["ram_bytes"] for row in progress.history if "ram_bytes" in row]
     return {
         "run_id": spec.run_id,
         "parent_run_id": spec.parent.run_id if spec.parent else None,
@@ -489,6 +525,11 @@ def make_record(run: Run, parent_record: dict, test: float, val: float, started:
         "own_train_seconds": progress.train_seconds,
         "run_seconds": time.perf_counter() - started,
         "images_per_second": progress.samples / progress.train_seconds if progress.train_seconds else math.nan,
+        "train_flops": train_flops,
+        "train_flops_reduction": dense_flops * training["epochs"] * run.data.train_size / train_flops
+        if train_flops else math.inf,
+        "ram_bytes": statistics.median(memory) if memory else math.nan,
+        "inference_images_per_second": run.data.test_size / test_seconds if test_seconds else math.nan,
         "threads": training["threads"],
         "device": run.device.type,
         "schema_version": SCHEMA_VERSION,
@@ -510,7 +551,10 @@ def train_run(spec: RunSpec, data_root: str | Path, parent: Parent | None = None
         resume(run, saved)
         log(f"resumed from {checkpoint}: phase {run.progress.phase}, epoch {run.progress.epoch}")
     run_phases(run, log, checkpoint, saved["optimizer"] if saved else None)
-    test, val = (evaluate(run.method, run.model, data, split, run.device) for split in ("test", "val"))
-    record = make_record(run, parent.record if parent is not None else {}, test, val, started)
+    start = time.perf_counter()
+    test = evaluate(run.method, run.model, data, "test", run.device)
+    test_seconds = time.perf_counter() - start
+    val = evaluate(run.method, run.model, data, "val", run.device)
+    record = make_record(run, parent.record if parent is not None else {}, test, val, started, test_seconds)
     state = {key: value.detach().cpu() for key, value in run.model.state_dict().items()}
     return RunResult(record, run.progress.history, state, run.stored)

@@ -33,7 +33,8 @@ def quiet(line):
     pass
 
 
-TIMING = {"train_seconds", "own_train_seconds", "run_seconds", "images_per_second"}
+TIMING = {"train_seconds", "own_train_seconds", "run_seconds", "images_per_second", "ram_bytes",
+          "inference_images_per_second"}
 
 
 def assert_same_run(resumed, reference):

@@ -1,5 +1,7 @@
 """``from bench import records, history``: the stored runs as pandas frames."""
 
+import math
+import random
 import subprocess
 import sys
 
@@ -8,6 +10,10 @@ import pytest
 from bench import history, records
 from bench.cli import main
 from bench.manifest import load
+from bench.store import RunStore
+from bench.synthetic import synthetic_record
+
+from conftest import tiny_spec
 
 
 def test_records_and_history_of_a_run_grid(dirs, write_manifest):
@@ -29,6 +35,17 @@ def test_records_and_history_of_a_run_grid(dirs, write_manifest):
     epochs = history(dense, results=results)
     assert epochs["epoch"].tolist() == [1, 2]
     assert epochs["val_accuracy"].between(0, 1).all()
+
+
+def test_records_stored_before_a_column_existed_load_beside_newer_ones(tmp_path):
+    store = RunStore(tmp_path)
+    old, new = tiny_spec("dense", seed=0), tiny_spec("dense", seed=1)
+    store.write_run(old, synthetic_record(old, random.Random(0)), [{"epoch": 1}], {}, "old")
+    store.write_run(new, synthetic_record(new, random.Random(1)) | {"node_sparsity": 0.0, "disk_bytes": 10.0},
+                    [{"epoch": 1, "ram_bytes": 1.0}], {}, "new")
+    table = records(results=tmp_path).set_index("run_id")
+    assert math.isnan(table.loc[old.run_id, "node_sparsity"]) and table.loc[new.run_id, "disk_bytes"] == 10.0
+    assert "ram_bytes" not in history(old.run_id, results=tmp_path)
 
 
 def test_history_of_an_unknown_run_says_where_it_looked(tmp_path):

@@ -85,6 +85,17 @@ def test_a_search_on_a_method_given_its_sparsity_is_refused(write_manifest):
         load(str(path), "base")
 
 
+def test_a_row_names_the_column_its_search_fits(write_manifest):
+    def edit(data):
+        data["rows"].append({**STR_ROW, "search": {"rounds": 1, "column": "node_sparsity"}})
+    manifest = load(str(write_manifest(edit)), "base")
+    assert [row.search_column for row in manifest.rows] == [None, None, "node_sparsity"]
+    assert load(str(write_manifest(edit)), "base", registries=False).rows[2].search_column == "node_sparsity"
+    path = write_manifest(lambda data: data["rows"].append({**STR_ROW, "search": {"rounds": 1, "column": "nodes"}}))
+    with pytest.raises(ConfigError, match=r"small.toml: rows\[2\].search.column: unknown value 'nodes'"):
+        load(str(path), "base")
+
+
 def test_the_shipped_table_searches_str_cs_and_dst_without_changing_its_grid():
     for profile in ("paper", "cpu", "smoke"):
         manifest = load("table-imp-vs-stable", profile)
@@ -164,6 +175,45 @@ def test_each_goal_gets_one_proposal_from_the_group_scoring_best_near_it(write_m
     # 10%: logit(0.1) - 3 = -5.197 from weight decay 5e-4; 50%: logit(0.5) - 3 = -3 from 5e-3.
     added = sorted(set(s_inits(expand(manifest, store))) - set(s_inits(first)))
     assert added == [(5e-4, -5.2), (5e-3, -3.0)]
+
+
+def proposed(write_manifest, tmp_path, row: dict, sparsities) -> list[tuple]:
+    """The (control, value) pairs one round adds to ``row`` whose first grid's records have the
+    weight and node sparsities ``sparsities(hp)`` gives."""
+    def edit(data):
+        data["rows"] = [row]
+    manifest, store = load(str(write_manifest(edit)), "base"), RunStore(tmp_path / "results")
+    first = expand(manifest, store)
+    for spec in first:
+        sparsity, node_sparsity = sparsities(spec.hp)
+        record = synthetic_record(spec, random.Random(spec.seed)) | {"sparsity": sparsity, "node_sparsity": node_sparsity}
+        store.write_run(spec, record, [{"epoch": 1}], {}, "fake")
+    return sorted({tuple(spec.hp.items()) for spec in expand(manifest, store)} - {tuple(s.hp.items()) for s in first})
+
+
+def test_a_structured_penalty_method_is_searched_on_node_sparsity(write_manifest, tmp_path):
+    # Weight sparsity 50% everywhere (a goal already met, and no slope); node sparsity has
+    # logit log10(lambda) + 3: goal 50% at lambda 1e-3, goal 90% at 10^(logit(0.9) - 3) = 0.157.
+    row = {"label": "Group-HS", "method": "group-hs", "grid": {"hoyer_reg": [1e-4, 1e-2]}, "search": {"rounds": 1}}
+    added = proposed(write_manifest, tmp_path, row, lambda hp: (0.5, sigmoid(math.log10(hp["hoyer_reg"]) + 3)))
+    assert [dict(hp)["hoyer_reg"] for hp in added] == [0.001, 0.157]
+
+
+def test_describe_names_the_column_a_method_is_searched_on():
+    from bench.cli import describe_method
+    from methods import METHODS
+
+    assert "(searched on a log scale, fitting node_sparsity)" in describe_method(METHODS["l0"])
+    assert "(searched on a linear scale, fitting sparsity)" in describe_method(METHODS["str"])
+
+
+def test_a_row_can_search_a_method_on_node_sparsity(write_manifest, tmp_path):
+    # STR's weight sparsity has logit s_init + 3, its node sparsity logit s_init + 4: fitted on
+    # node sparsity, goal 50% lands at s_init -4 (bracketed by -5 and -2), goal 90% at
+    # logit(0.9) - 4 = -1.80 (extrapolated).
+    row = {**STR_ROW, "search": {"rounds": 1, "column": "node_sparsity"}}
+    added = proposed(write_manifest, tmp_path, row, lambda hp: (learned(hp["s_init"]), learned(hp["s_init"] + 1)))
+    assert [dict(hp)["s_init"] for hp in added] == [-4.0, -1.8]
 
 
 # --- one real search ---------------------------------------------------------------------------

@@ -83,6 +83,8 @@ class Method:
     learns_sparsity: ClassVar[bool] = False  # its final sparsity follows from hyperparameters, not a goal
     # (hyperparameter, "linear" or "log"): what sets a learned sparsity, searched on that scale
     sparsity_control: ClassVar[tuple[str, str] | None] = None
+    # the record column that sparsity is read from when the search fits it to the goals
+    sparsity_column: ClassVar[str] = "sparsity"
     # Raise it when a change of the code changes what the method's runs compute: it is part of
     # the run id (from 1 on), so stored runs of the earlier code are run again, not reused.
     revision: ClassVar[int] = 0

@@ -54,6 +54,7 @@ class GroupHoyerSquare(HoyerSquare):
     name = "group-hs"
     paper = "Yang, Wen & Li (2020), Group-HS; as implemented by Verdenius, Stol & Forré (2020), appendix F"
     keeps_optimizer_after_threshold = False
+    sparsity_column = "node_sparsity"  # the search fits the nodes it prunes, as the paper's Figure 1 plots them
 
     @property
     def structured(self) -> bool:

@@ -102,6 +102,7 @@ class L0(Method):
     learns_sparsity = True
     pruning_stable = True
     sparsity_control = ("l0_reg", "log")
+    sparsity_column = "node_sparsity"  # the search fits the nodes it prunes, as the paper's Figure 1 plots them
     params = {
         "l0_reg": swept_lambda("the expected L0 norm, divided by the training examples", "--l0_reg"),
         "droprate_init": Param(0.5, "p: log alpha starts near log(1 - p) - log p", "p", above=0, below=1),
