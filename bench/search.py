@@ -116,7 +116,8 @@ def search_round(manifest: Manifest, row: Row, points: list[dict], store: RunSto
     records, broken = store.collect(run_ids)
     if broken or records.empty:
         return None
-    records = records.set_index("run_id")
+    from .report.select import with_harmonic_means  # here: the report's selection imports this module
+    records = with_harmonic_means(records).set_index("run_id")
     groups: dict[str, tuple[dict, list[tuple[float, float, float]]]] = {}
     for point in points:
         seeds = records.loc[records.index.intersection(runs[canonical_json(point)])]
