@@ -12,8 +12,9 @@ from bench.cli import main
 from bench.manifest import load, load_all_profiles
 from bench.report.paper import evaluate_claims, reference_table
 from bench.report.select import harmonic_mean, select_cells, select_trade_offs, with_harmonic_means
-from bench.report.trade_off import curve_cells, render_trade_off_table, trade_off_table
+from bench.report.trade_off import curve_cells, in_setting, render_trade_off_table, trade_off_table
 from bench.runspec import with_parents
+from schema import ConfigError
 
 TARGET = "table-snipit-unstructured"
 GROUPS = {"after_training": ["HoyerSquare"], "during_training": ["IMP-global", "SNIP-it (during)"],
@@ -123,6 +124,15 @@ def test_the_table_has_the_95_percent_interval_hm_and_the_papers_numbers(tmp_pat
         "Prunes before training")
     ci = during["accuracy_ci"]
     assert rf"72.0 $\pm$ {ci:.1f} & 95.0 & {during['harmonic_mean']:.1f} & 97 $\pm$ 0.1 & 98 & 97" in tex
+
+
+def test_the_papers_numbers_are_those_of_the_reference_setting():
+    reference = reference_table("snipit_table2_unstructured.csv")
+    rows = in_setting(reference, {"dataset": "Imagenette", "network": "Conv6"}, "m.toml")
+    assert len(rows) == 8 and rows.loc[rows["phase"] == "during_training", "accuracy_mean"].tolist() == [77, 87]
+    with pytest.raises(ConfigError, match="did you mean 'network'") as error:
+        in_setting(reference, {"netwrk": "Conv6"}, "m.toml")
+    assert (error.value.file, error.value.key) == ("m.toml", "report.reference_setting.netwrk")
 
 
 def test_a_learned_sparsity_row_draws_a_point_per_configuration():

@@ -25,8 +25,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from schema import ConfigError, closest
-
 from ..manifest import Manifest, load
 from ..runlist import RunList
 from ..store import RunStore
@@ -38,7 +36,7 @@ from .mask_dynamics import dynamics_points, render_mask_dynamics
 from .split_table import render_split_table, select_split_cells
 from .rewinding import DENSE, per_iteration, render_rewinding
 from .paper import evaluate_claims, paper_vs_ours, reference_table, render_paper_vs_ours
-from .trade_off import curve_cells, group_title, render_trade_off_table, trade_off_table
+from .trade_off import curve_cells, group_title, in_setting, render_trade_off_table, trade_off_table
 from .select import select_trade_offs, with_configs, with_harmonic_means
 from .table import goal_header
 
@@ -280,12 +278,8 @@ def render_trade_offs(manifest: Manifest, records: pd.DataFrame, cells: pd.DataF
     standalone.tex); and its curves (pareto.pdf/png), a panel per group."""
     report = manifest.report
     shown = records[records["label"].isin(labels)]
-    reference = reference_table(report["reference"]) if report["reference"] else pd.DataFrame(columns=["method", "phase"])
-    for key, value in report["reference_setting"].items():
-        if key not in reference:
-            raise ConfigError(f"not a column of the reference {report['reference']!r}; {closest(key, reference)}",
-                              file=str(manifest.path), key=f"report.reference_setting.{key}")
-        reference = reference[reference[key] == value]
+    reference = in_setting(reference_table(report["reference"]) if report["reference"] else
+                           pd.DataFrame(columns=["method", "phase"]), report["reference_setting"], manifest.path)
     paper = ", ".join(map(str, report["reference_setting"].values()))
     measure = ("validation harmonic mean (HM) of accuracy and weight sparsity" if report["select_by"] ==
                "val_harmonic_mean" else report["select_by"].replace("_", " "))

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from schema import ConfigError, closest
+
 from bench.report.latex import environment
 from bench.report.select import CELL_COLUMNS, harmonic_mean, select_cells, summarize, with_configs
 from bench.report.table import MISSING, mean_std, write_table
@@ -37,6 +39,17 @@ def group_title(phase: str) -> str:
 def paper_name(label: str) -> str:
     """The paper's method of a row label: the label without a note in parentheses."""
     return label.split(" (")[0]
+
+
+def in_setting(reference: pd.DataFrame, setting: dict, manifest: Path) -> pd.DataFrame:
+    """The reference's rows of the paper's setting: those whose columns hold ``setting``'s
+    values (``report.reference_setting`` of ``manifest``)."""
+    for key, value in setting.items():
+        if key not in reference:
+            raise ConfigError(f"not a column of the reference table; {closest(key, reference)}", file=str(manifest),
+                              key=f"report.reference_setting.{key}")
+        reference = reference[reference[key] == value]
+    return reference
 
 
 def trade_off_table(trade_offs: pd.DataFrame, reference: pd.DataFrame, labels: list[str],
