@@ -36,7 +36,7 @@ from .mask_dynamics import dynamics_points, render_mask_dynamics
 from .split_table import render_split_table, select_split_cells
 from .rewinding import DENSE, per_iteration, render_rewinding
 from .paper import evaluate_claims, paper_vs_ours, reference_table, render_paper_vs_ours
-from .trade_off import curve_cells, group_title, in_setting, render_trade_off_table, trade_off_table
+from .trade_off import curve_cells, in_setting, render_trade_off_table, trade_off_table
 from .select import select_trade_offs, with_configs, with_harmonic_means
 from .table import goal_header
 
@@ -275,7 +275,7 @@ def render_trade_offs(manifest: Manifest, records: pd.DataFrame, cells: pd.DataF
                       store: RunStore) -> None:
     """The SNIP-it paper's table: every row at its trade-off point, grouped by when it prunes,
     the paper's numbers of ``report.reference_setting`` beside ours (trade-off.csv, table.tex,
-    standalone.tex); and its curves (pareto.pdf/png), a panel per group."""
+    standalone.tex); and its curves, every row in one panel as its Figure 2 (pareto.pdf/png)."""
     report = manifest.report
     shown = records[records["label"].isin(labels)]
     reference = in_setting(reference_table(report["reference"]) if report["reference"] else
@@ -291,9 +291,8 @@ def render_trade_offs(manifest: Manifest, records: pd.DataFrame, cells: pd.DataF
             "its test accuracy (%) with the 95% interval 1.96 sigma / sqrt(n) over the n seeds, its weight "
             "sparsity (%) and the HM of the two." + (f" The paper's numbers are those of its {paper} setting."
                                                      if paper else "")))
-    panels = {group_title(phase): members for phase, members in report["groups"].items()}
     render_pareto(curve_cells(shown, manifest.goal_sparsities, report["select_by"]), labels=labels, out_dir=out,
-                  title=manifest.title, panels=panels or None)
+                  title=manifest.title)
 
 
 RENDERERS = {"table": render_tables, "stability": render_stability_figure, "envelope": render_envelope_figure,

@@ -31,11 +31,6 @@ def confidence_interval(std: float, n: int) -> float:
     return Z_95 * std / math.sqrt(n)
 
 
-def group_title(phase: str) -> str:
-    """A group's title from its phase: "before_training" -> "Prunes before training"."""
-    return f"Prunes {phase.replace('_', ' ')}"
-
-
 def paper_name(label: str) -> str:
     """The paper's method of a row label: the label without a note in parentheses."""
     return label.split(" (")[0]
@@ -102,7 +97,7 @@ def render_trade_off_table(table: pd.DataFrame, *, caption: str, paper_header: s
                 "" if baseline else number(r.harmonic_mean, 1),
                 mean_std(r.paper_accuracy, r.paper_accuracy_ci, 0, 1), "" if baseline else number(r.paper_sparsity, 0),
                 "" if baseline else number(r.paper_harmonic_mean, 0)]})
-        sections.append({"title": None if phase == BASELINE else group_title(phase), "rows": shown})
+        sections.append({"title": None if phase == BASELINE else f"Prunes {phase.replace('_', ' ')}", "rows": shown})
     text = environment().get_template("trade_off.tex.j2").render(caption=caption, sections=sections,
                                                                   paper_header=paper_header)
     return [out_dir / "trade-off.csv", *write_table(text, out_dir)]
