@@ -127,10 +127,13 @@ SEARCH = {
 
 REPORT = {
     "kind": Param("table", choices=("table", "stability", "envelope", "initial_budget", "rewinding", "aimp",
-                                    "mask_dynamics", *NOTHING_TRAINED)),
+                                    "mask_dynamics", "trade_off", *NOTHING_TRAINED)),
     "columns": Param(list(REPORT_COLUMNS)),
     "time_column": Param("time", choices=("time", "throughput")),
-    "select_by": Param("val_accuracy", choices=("val_accuracy", "val_accuracy_after_prune")),
+    "select_by": Param("val_accuracy", "the validation score a configuration is selected by: accuracy, accuracy "
+                                       "right after pruning, or the harmonic mean of accuracy and weight sparsity "
+                                       "(the SNIP-it paper's HM)",
+                       choices=("val_accuracy", "val_accuracy_after_prune", "val_harmonic_mean")),
     "bold": Param(2, at_least=0),
     "reference": Param(None, type=str),
     "schedules": Param(None, type=dict),  # kind "schedules": SCHEDULE_FIGURE
@@ -141,6 +144,11 @@ REPORT = {
     "split_by": Param([], "kind table: hyperparameters whose values split every goal column (e.g. retrain_epochs)"),
     "panel_columns": Param(2, "kind initial_budget: panels (one per row) side by side", type=int, above=0),
     "panels": Param({}, "kind table: the Pareto plots in panels, each a title and the row labels it draws"),
+    "groups": Param({}, "kind trade_off: the table's groups of rows in order, each a phase of the reference (e.g. "
+                        "before_training, titled \"Prunes before training\") and its row labels; the rows in no "
+                        "group (the dense baseline) come first"),
+    "reference_setting": Param({}, "kind trade_off: the reference table's column values (e.g. dataset and network) "
+                                   "of the paper's numbers set beside ours"),
     "figures": Param(["best", "curves"], "kind rewinding: the figures drawn, of " + ", ".join(REWINDING_FIGURES)),
     "iterations": Param([], "kind mask_dynamics: the iterations of the first row whose mask changes Figure 4 "
                             "draws (none named: every intermediate one)"),
@@ -149,8 +157,11 @@ CLAIM = {
     "text": Param(type=str),
     "better": Param(type=str),
     "worse": Param(type=str),
-    "metric": Param("test_accuracy",
-                    choices=("test_accuracy", "pruning_stability", "retrain_gain", "theoretical_speedup")),
+    "metric": Param("test_accuracy", "harmonic_mean (of test accuracy and sparsity) is judged at each row's "
+                                     "trade-off point, the goal and configuration of highest validation HM; the "
+                                     "others at each goal",
+                    choices=("test_accuracy", "pruning_stability", "retrain_gain", "theoretical_speedup",
+                             "harmonic_mean")),
     "goals": Param(None, type=list),
     "where": Param(None, "hyperparameter values the claim is judged at (e.g. retrain_epochs = \"5%\"): cells "
                          "selected among those runs only", type=dict),
@@ -524,10 +535,11 @@ def validate(raw: dict, check: Checker, target: str, profile: str, registries: b
         check_size(rows, goals, seeds, check)
 
     named = [(f"report.baselines[{i}]", label) for i, label in enumerate(report["baselines"])]
-    for title, members in report["panels"].items():
-        if not isinstance(members, list):
-            check.fail(f"report.panels.{title}", "must be a list of row labels")
-        named += [(f"report.panels.{title}[{i}]", label) for i, label in enumerate(members)]
+    for table in ("panels", "groups"):
+        for title, members in report[table].items():
+            if not isinstance(members, list):
+                check.fail(f"report.{table}.{title}", "must be a list of row labels")
+            named += [(f"report.{table}.{title}[{i}]", label) for i, label in enumerate(members)]
     for key, label in named:
         if label not in labels:
             check.fail(key, f"no row labelled {label!r}; {closest(label, labels)}")

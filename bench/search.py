@@ -119,7 +119,8 @@ def search_round(manifest: Manifest, row: Row, points: list[dict], store: RunSto
     records, broken = store.collect(run_ids)
     if broken or records.empty:
         return None
-    records = records.set_index("run_id")
+    from .report.select import with_harmonic_means  # here: the report's selection imports this module
+    records = with_harmonic_means(records).set_index("run_id")
     if column not in records:
         records[column] = math.nan  # records stored before the column existed fit nothing
     groups: dict[str, tuple[dict, list[tuple[float, float, float]]]] = {}

@@ -56,6 +56,10 @@ MANIFESTS = [
     (set_in(["report"], {"kind": "figure"}), "report.kind", "unknown value 'figure'"),
     (set_in(["report"], {"select_by": "test_accuracy"}), "report.select_by", "unknown value 'test_accuracy'"),
     (set_in(["report"], {"kind": "rewinding", "figures": ["speedups"]}), "report.figures[0]", "did you mean 'speedup'"),
+    (set_in(["report"], {"kind": "trade_off", "groups": {"before_training": ["IMQ"]}}),
+     "report.groups.before_training[0]", "did you mean 'IMP'"),
+    (set_in(["report"], {"kind": "trade_off", "groups": {"before_training": "IMP"}}), "report.groups.before_training",
+     "must be a list of row labels"),
     # What a method rejects while planning is bad input too, found before anything runs.
     (append(["rows"], {"label": "BIMP", "method": "bimp", "grid": {"initial_epochs": [1, 2], "cycles": [1]}}),
      "rows[2].grid.initial_epochs", "2 leaves 0 epochs of the 2-epoch budget for 1 cycles"),

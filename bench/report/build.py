@@ -9,7 +9,8 @@ rewinding figures, rewinding-points.csv and those of ``report.figures`` (rewindi
 rewinding-curves.pdf/png, rewinding-algorithm.pdf/png with table.tex, rewinding-speedup.pdf/png/csv);
 for AIMP's table, table.tex, standalone.tex, aimp.csv and its Figure 1 curve.pdf/png/csv; for
 AIMP's training dynamics, mask-dynamics-{dense,masks,norms,validation}.pdf/png and
-mask-dynamics.csv; for the retraining schedules, schedules.pdf/png/csv (drawn from the schedule
+mask-dynamics.csv; for SNIP-it's trade-off table, trade-off.csv, table.tex, standalone.tex and
+its curves pareto.pdf/png; for the retraining schedules, schedules.pdf/png/csv (drawn from the schedule
 code, from no runs). With the
 paper's numbers or claims, paper-vs-ours.tex/csv and claims.csv; always selection.csv (the
 run ids behind every cell) and failures.csv (runs of the grid that failed or are missing,
@@ -35,7 +36,8 @@ from .mask_dynamics import dynamics_points, render_mask_dynamics
 from .split_table import render_split_table, select_split_cells
 from .rewinding import DENSE, per_iteration, render_rewinding
 from .paper import evaluate_claims, paper_vs_ours, reference_table, render_paper_vs_ours
-from .select import with_configs
+from .trade_off import curve_cells, in_setting, render_trade_off_table, trade_off_table
+from .select import select_trade_offs, with_configs, with_harmonic_means
 from .table import goal_header
 
 
@@ -47,6 +49,7 @@ def labelled_records(runs: RunList, store: RunStore) -> tuple[pd.DataFrame, dict
     if records.empty:
         return records, broken
     records = records.assign(retrain_gain=records["accuracy_after_retrain"] - records["accuracy_after_prune"])
+    records = with_harmonic_means(records)
     return uses.merge(records.drop(columns="label"), on="run_id"), broken
 
 
@@ -222,19 +225,21 @@ def render_comparison(manifest: Manifest, records: pd.DataFrame, cells: pd.DataF
                       out: Path) -> None:
     """paper-vs-ours.tex/csv (the paper's numbers beside ours, when the manifest names them)
     and claims.csv (each claim judged against our runs)."""
+    beside = manifest.report["reference"] and manifest.report["kind"] != "trade_off"  # that table has them itself
     comparison = (paper_vs_ours(cells, reference_table(manifest.report["reference"]), labels,
-                                manifest.goal_sparsities) if manifest.report["reference"] else pd.DataFrame())
+                                manifest.goal_sparsities) if beside else pd.DataFrame())
     def cells_where(where: dict) -> pd.DataFrame:
         matching = records[pd.concat([records.get(f"hp_{key}", pd.Series(index=records.index, dtype=object)) == value
                                       for key, value in where.items()], axis=1).all(axis=1)]
         return select_cells(matching, manifest.goal_sparsities, manifest.report["select_by"])
 
-    claims = evaluate_claims(cells, manifest.claims, manifest.goal_sparsities, cells_where)
+    claims = evaluate_claims(cells, manifest.claims, manifest.goal_sparsities, cells_where,
+                             select_trade_offs(records, manifest.report["select_by"]))
     paper = load(str(manifest.path), "base", registries=False).training
     setting = (f"Paper: {paper['model']} on {paper['dataset']}, {paper['epochs']} epochs. Ours: {profile_text(manifest)} "
                "Numbers from a scaled-down profile are not the paper's setting.")
     render_paper_vs_ours(comparison, claims, out_dir=out, caption=(
-        f"{manifest.source}: the paper's numbers beside ours. {setting}" if manifest.report["reference"] else
+        f"{manifest.source}: the paper's numbers beside ours. {setting}" if beside else
         f"{manifest.source}: the orderings the paper states in words, judged against our runs. {setting}"))
 
 
@@ -266,9 +271,33 @@ def render_mask_dynamics_figures(manifest: Manifest, records: pd.DataFrame, cell
                          title=title_of(manifest))
 
 
+def render_trade_offs(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str], out: Path,
+                      store: RunStore) -> None:
+    """The SNIP-it paper's table: every row at its trade-off point, grouped by when it prunes,
+    the paper's numbers of ``report.reference_setting`` beside ours (trade-off.csv, table.tex,
+    standalone.tex); and its curves, every row in one panel as its Figure 2 (pareto.pdf/png)."""
+    report = manifest.report
+    shown = records[records["label"].isin(labels)]
+    reference = in_setting(reference_table(report["reference"]) if report["reference"] else
+                           pd.DataFrame(columns=["method", "phase"]), report["reference_setting"], manifest.path)
+    paper = ", ".join(map(str, report["reference_setting"].values()))
+    measure = ("validation harmonic mean (HM) of accuracy and weight sparsity" if report["select_by"] ==
+               "val_harmonic_mean" else report["select_by"].replace("_", " "))
+    render_trade_off_table(
+        trade_off_table(select_trade_offs(shown, report["select_by"]), reference, labels, report["groups"]),
+        paper_header=f"Paper: {paper}" if paper else "Paper", out_dir=out, caption=(
+            f"{manifest.title} ({manifest.source}). {profile_text(manifest)} Per method, its trade-off point: of "
+            f"all its configurations and goal sparsities, the one with the highest mean {measure} over seeds; "
+            "its test accuracy (%) with the 95% interval 1.96 sigma / sqrt(n) over the n seeds, its weight "
+            "sparsity (%) and the HM of the two." + (f" The paper's numbers are those of its {paper} setting."
+                                                     if paper else "")))
+    render_pareto(curve_cells(shown, manifest.goal_sparsities, report["select_by"]), labels=labels, out_dir=out,
+                  title=manifest.title)
+
+
 RENDERERS = {"table": render_tables, "stability": render_stability_figure, "envelope": render_envelope_figure,
              "initial_budget": render_initial_budget_figure, "rewinding": render_rewinding_figures,
-             "aimp": render_aimp, "mask_dynamics": render_mask_dynamics_figures}
+             "aimp": render_aimp, "mask_dynamics": render_mask_dynamics_figures, "trade_off": render_trade_offs}
 
 
 def render_schedule_figure(manifest: Manifest, out: Path) -> Path:

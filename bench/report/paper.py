@@ -27,7 +27,7 @@ from bench.report.latex import environment
 from bench.report.select import GOAL_TOLERANCE
 from bench.report.table import COLLAPSE_MARK, collapsed
 
-CLAIM_METRICS = ("test_accuracy", "pruning_stability", "retrain_gain", "theoretical_speedup")
+CLAIM_METRICS = ("test_accuracy", "pruning_stability", "retrain_gain", "theoretical_speedup", "harmonic_mean")
 
 
 def reference_table(name: str) -> pd.DataFrame:
@@ -91,14 +91,19 @@ CLAIM_COLUMNS = ["claim", "better", "worse", "metric", "verdict", "evidence", "c
 
 
 def evaluate_claims(cells: pd.DataFrame, claims: list[dict], goals: list[float],
-                    cells_where: Callable[[dict], pd.DataFrame] | None = None) -> pd.DataFrame:
+                    cells_where: Callable[[dict], pd.DataFrame] | None = None,
+                    trade_offs: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each claim's verdict over the goals it names that this profile has, with evidence, the
     seed spread it was judged on and the run ids of the cells compared; for a claim with a
     belief (what we believe causes a disagreement), the belief's own verdict on the runs that
     test it. A claim with ``where`` (hyperparameter values, such as a retraining budget) is
-    judged on ``cells_where(where)``: the cells selected among the runs with those values."""
+    judged on ``cells_where(where)``: the cells selected among the runs with those values. A
+    claim on the harmonic mean is judged once, on the ``trade_offs`` (one cell per label, its
+    trade-off point, ``select_trade_offs``)."""
     def judged(claim: dict) -> dict:
         where = claim.get("where")
+        if claim["metric"] == "harmonic_mean":
+            return verdict_of(trade_offs if trade_offs is not None else cells.iloc[:0], claim, None)
         return verdict_of(cells_where(where) if where and cells_where else cells, claim, goals)
 
     rows = []
@@ -111,25 +116,30 @@ def evaluate_claims(cells: pd.DataFrame, claims: list[dict], goals: list[float],
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 
-def verdict_of(cells: pd.DataFrame, claim: dict, goals: list[float]) -> dict:
+def verdict_of(cells: pd.DataFrame, claim: dict, goals: list[float] | None) -> dict:
     """The verdict, evidence, collapsed cells, seed spread and run ids of "better beats worse
-    on metric" over the goals. The spread of a goal is each side's statistic and std over its
-    seeds, in the evidence's unit, and the two standard errors the difference is held against."""
+    on metric" over the goals (None: once, on cells that are one per label, the trade-off
+    points). The spread of a goal is each side's statistic and std over its seeds, in the
+    evidence's unit, and the two standard errors the difference is held against."""
     metric, statistic = claim["metric"], claim.get("statistic", "mean")
     scale = 1 if metric == "theoretical_speedup" else 100  # a ratio, or points of a percentage
     verdicts, evidence, collapses, spreads, run_ids = [], [], [], [], []
-    for goal in [g for g in (claim["goals"] or goals) if any(abs(g - h) < GOAL_TOLERANCE for h in goals)]:
-        at_goal = cells[(cells["goal_sparsity"] - goal).abs() < GOAL_TOLERANCE].set_index("label")
+    points = [None] if goals is None else [
+        g for g in (claim["goals"] or goals) if any(abs(g - h) < GOAL_TOLERANCE for h in goals)]
+    for goal in points:
+        at_goal = (cells if goal is None else cells[(cells["goal_sparsity"] - goal).abs() < GOAL_TOLERANCE])
+        at_goal = at_goal.set_index("label")
         if claim["better"] not in at_goal.index or claim["worse"] not in at_goal.index:
             continue
         better, worse = at_goal.loc[claim["better"]], at_goal.loc[claim["worse"]]
         verdict, diff = judge(better, worse, metric, claim.get("relation", "beats"), statistic)
         verdicts.append(verdict)
+        where = "trade-off" if goal is None else f"{goal * 100:g}%"
         sides = [(side, cell) for side, cell in (("better", better), ("worse", worse)) if collapsed(cell)]
         evidence_sides = [f"{side} side {cell.name} collapsed in {collapsed_seeds(cell)}" for side, cell in sides]
-        collapses += [f"{cell.name} at {goal * 100:g}% ({collapsed_seeds(cell)})" for _, cell in sides]
-        evidence.append(f"{goal * 100:g}%: {diff * scale:+.2f} ({'; '.join([verdict, *evidence_sides])})")
-        spreads.append(f"{goal * 100:g}%: " + ", ".join(
+        collapses += [f"{cell.name} at {where} ({collapsed_seeds(cell)})" for _, cell in sides]
+        evidence.append(f"{where}: {diff * scale:+.2f} ({'; '.join([verdict, *evidence_sides])})")
+        spreads.append(f"{where}: " + ", ".join(
             f"{cell.name} {cell[f'{metric}_{statistic}'] * scale:.2f} \u00b1 {cell[f'{metric}_std'] * scale:.2f} "
             f"({cell['n_seeds']} seeds)" for cell in (better, worse))
             + f"; 2 SE {2 * standard_error(better, worse, metric) * scale:.2f}")
@@ -137,7 +147,8 @@ def verdict_of(cells: pd.DataFrame, claim: dict, goals: list[float]) -> dict:
     judged = {"collapse": "; ".join(collapses), "spread": "; ".join(spreads),
               "run_ids": " ".join(dict.fromkeys(run_ids))}
     if not verdicts:
-        return {**judged, "verdict": "cannot tell", "evidence": "no goal sparsity of this profile has both rows"}
+        missing = "no trade-off point" if goals is None else "no goal sparsity of this profile"
+        return {**judged, "verdict": "cannot tell", "evidence": f"{missing} has both rows"}
     if "disagree" in verdicts:
         overall = "disagree"
     elif all(v == "agree" for v in verdicts):

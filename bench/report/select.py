@@ -1,9 +1,12 @@
 """Pick, for every table cell, the configuration with the best validation score.
 
 A cell is a (row label, goal sparsity) pair. Runs are grouped into configurations by
-their ``hp_`` values; the configuration with the highest mean validation accuracy over
-seeds wins, and its runs give the cell's statistics. Test accuracy is only reported.
+their ``hp_`` values; the configuration with the highest mean validation score over seeds
+wins (``select_by``: the validation accuracy, or the SNIP-it paper's harmonic mean of it
+and the sparsity), and its runs give the cell's statistics. Test accuracy is only reported.
 A cell also counts the seeds whose final model has a collapsed layer (no remaining weight).
+The SNIP-it paper's tables have one cell per row instead: its trade-off point, the
+configuration and goal of highest validation harmonic mean (``select_trade_offs``).
 """
 
 import json
@@ -15,7 +18,8 @@ import pandas as pd
 
 from bench.search import LANDING_TOLERANCE
 
-SPREAD_METRICS = ("test_accuracy", "theoretical_speedup", "sparsity", "pruning_stability", "retrain_gain")
+SPREAD_METRICS = ("test_accuracy", "theoretical_speedup", "sparsity", "pruning_stability", "retrain_gain",
+                  "harmonic_mean")
 MEAN_METRICS = ("train_seconds", "images_per_second", "accuracy_before_prune", "accuracy_after_prune")
 CELL_COLUMNS = [
     "label", "method", "goal_sparsity", "config", "n_configs", "n_seeds", "run_ids", "val_accuracy_mean",
@@ -32,6 +36,23 @@ def plain(value):
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
+def harmonic_mean(accuracy, sparsity) -> np.ndarray:
+    """HM = 2 a s / (a + s) of accuracies a and weight sparsities s (arrays or numbers, both
+    fractions or both in %), the SNIP-it paper's measure of their trade-off, "just like the
+    F1-score" (section 5); 0 where both are 0, NaN where either is unknown."""
+    accuracy, sparsity = np.asarray(accuracy, dtype=float), np.asarray(sparsity, dtype=float)
+    total = accuracy + sparsity
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total != 0, 2 * accuracy * sparsity / total, 0.0)
+
+
+def with_harmonic_means(records: pd.DataFrame) -> pd.DataFrame:
+    """The records with ``harmonic_mean`` (of the test accuracy and the sparsity, reported)
+    and ``val_harmonic_mean`` (of the validation accuracy and the sparsity, selected on)."""
+    return records.assign(harmonic_mean=harmonic_mean(records["test_accuracy"], records["sparsity"]),
+                          val_harmonic_mean=harmonic_mean(records["val_accuracy"], records["sparsity"]))
+
+
 def config_json(hp: dict) -> str:
     """Compact JSON of one run's ``hp_`` values; missing ones (NaN/None) are left out, so
     runs that share their missing values share their configuration."""
@@ -39,10 +60,12 @@ def config_json(hp: dict) -> str:
     return json.dumps(config, sort_keys=True, separators=(",", ":"))
 
 
-def with_configs(records: pd.DataFrame) -> pd.DataFrame:
-    """The records with a ``config`` column: the JSON of their ``hp_`` values."""
-    hp_columns = sorted(column for column in records.columns if column.startswith("hp_"))
-    return records.assign(config=[config_json(hp) for hp in records[hp_columns].to_dict("records")])
+def with_configs(records: pd.DataFrame, goal: bool = False) -> pd.DataFrame:
+    """The records with a ``config`` column: the JSON of their ``hp_`` values (and, with
+    ``goal``, their goal sparsity: a configuration of the trade-off table is both)."""
+    keys = sorted(column for column in records.columns if column.startswith("hp_"))
+    keys += ["goal_sparsity"] if goal else []
+    return records.assign(config=[config_json(hp) for hp in records[keys].to_dict("records")])
 
 
 def assign_columns(runs: pd.DataFrame, goals: list[float]) -> dict[float, pd.DataFrame]:
@@ -119,6 +142,21 @@ def select_cells(records: pd.DataFrame, goals: list[float], select_by: str = "va
                 chosen = best_configuration(candidates, select_by)
                 n_configs = (label_runs if learned else candidates)["config"].nunique()
                 cells.append({"label": label, "goal_sparsity": goal, "n_configs": n_configs, **summarize(chosen)})
+    return pd.DataFrame(cells, columns=CELL_COLUMNS)
+
+
+def select_trade_offs(records: pd.DataFrame, select_by: str = "val_harmonic_mean") -> pd.DataFrame:
+    """One cell per label, its trade-off point: among all its runs, the configuration and goal
+    sparsity with the highest mean ``select_by`` over seeds (the SNIP-it paper's Tables 1-4:
+    "points are picked using the highest harmonic mean between sparsity and accuracy", here
+    of the validation accuracy). Columns ``CELL_COLUMNS``; ``n_configs`` counts the points."""
+    if select_by == "test_accuracy":
+        raise ValueError("configurations must be selected on validation data, not on test accuracy")
+    cells = []
+    for label, runs in with_configs(records, goal=True).groupby("label", sort=True):
+        chosen = best_configuration(runs, select_by)
+        cells.append({"label": label, "goal_sparsity": chosen["goal_sparsity"].iloc[0],
+                      "n_configs": runs["config"].nunique(), **summarize(chosen)})
     return pd.DataFrame(cells, columns=CELL_COLUMNS)
 
 
