@@ -32,6 +32,7 @@ from methods import METHODS
 
 from schema import ConfigError
 from .runspec import RunSpec, with_parents
+from .spans import IDLE, SET_UP, recording, span, timed
 from .store import RunStore
 from .train import train_run
 
@@ -55,6 +56,7 @@ def claim(store: RunStore, run_id: str) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@timed(SET_UP)
 def execute(spec: RunSpec, store: RunStore, data_root: str) -> str:
     """Run one spec, resuming from its checkpoint if it has one, and record its outcome:
     'ok', 'diverged' or 'failed'."""
@@ -79,20 +81,23 @@ def execute(spec: RunSpec, store: RunStore, data_root: str) -> str:
 def work(specs: list[RunSpec], results: str, data_root: str) -> dict[str, str]:
     """A worker: execute every spec of the list (parents before children) that nobody else
     holds or finished. A run whose parent another worker is executing waits for it, after
-    the runs that can go ahead."""
+    the runs that can go ahead. With ``$PRUNEBENCH_SPANS``, where its time goes is recorded
+    (``bench.spans``)."""
     store, outcomes, deferred = RunStore(results), {}, list(specs)
-    while deferred:
-        specs, deferred = deferred, []
-        for spec in specs:
-            parent = spec.parent.run_id if spec.parent else None
-            if parent and not store.is_done(parent) and store.is_running(parent):
-                deferred.append(spec)
-                continue
-            with claim(store, spec.run_id) as obtained:
-                if obtained and not store.is_done(spec.run_id):
-                    outcomes[spec.run_id] = execute(spec, store, data_root)
-        if deferred and len(deferred) == len(specs):  # nothing could go ahead
-            store.wait_while_running(deferred[0].parent.run_id)
+    with recording():
+        while deferred:
+            specs, deferred = deferred, []
+            for spec in specs:
+                parent = spec.parent.run_id if spec.parent else None
+                if parent and not store.is_done(parent) and store.is_running(parent):
+                    deferred.append(spec)
+                    continue
+                with claim(store, spec.run_id) as obtained:
+                    if obtained and not store.is_done(spec.run_id):
+                        outcomes[spec.run_id] = execute(spec, store, data_root)
+            if deferred and len(deferred) == len(specs):  # nothing could go ahead
+                with span(IDLE):
+                    store.wait_while_running(deferred[0].parent.run_id)
     return outcomes
 
 

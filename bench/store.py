@@ -22,6 +22,7 @@ import pyarrow
 import pyarrow.parquet as pq
 
 from .runspec import RunSpec
+from .spans import RECORDS, timed
 
 READERS = 4  # threads reading records: a few keep two cores busy while files are opened
 RECORD, HISTORY, MODEL, CONFIG, LOG, FAILED = (
@@ -125,6 +126,7 @@ class RunStore:
             shutil.rmtree(tmp, ignore_errors=True)
         return final
 
+    @timed(RECORDS)
     def write_run(self, spec: RunSpec, record: dict, history: list[dict], state_dict: dict, log: str,
                   stored: dict[int, dict] | None = None) -> Path:
         import torch  # here, so that reading records never imports torch
@@ -136,6 +138,7 @@ class RunStore:
             pd.DataFrame([record]).to_parquet(tmp / RECORD)
         return self._publish(spec, write)
 
+    @timed(RECORDS)
     def write_failure(self, spec: RunSpec, error: str, log: str) -> Path:
         def write(tmp: Path):
             (tmp / LOG).write_text(log)
@@ -143,6 +146,7 @@ class RunStore:
                                                  indent=2))
         return self._publish(spec, write)
 
+    @timed(RECORDS)
     def load_parent(self, run_id: str):
         """The finished run ``run_id`` as a ``bench.train.Parent``: its weights, record and
         stored weights."""

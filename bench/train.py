@@ -34,6 +34,10 @@ training the forward FLOPs of its samples at the current weights are added up (o
 single-example pass, ``training_flops``) and the memory it took is read (``training_memory``,
 in the history as ``ram_bytes``); the record has their total and median, and the test
 split's throughput in the final evaluation.
+
+The loop's named steps (training epochs, the method's hooks, batches, evaluations,
+checkpoints, the record) are spans of ``bench.spans``, which the benchmark switches on to
+see where a worker's time goes; off, they cost nothing.
 """
 
 import math
@@ -61,6 +65,7 @@ from .data import Dataset, load_dataset
 from .metrics import (capture_weights, collapsed_layers, flops, pruning_stability, sparsity_report, training_flops,
                       training_memory)
 from .runspec import SCHEMA_VERSION, RunSpec
+from .spans import CHECKPOINTS, EVALUATION, RECORDS, START_UP, TRAINING, span, timed, timed_batches, timed_hooks
 
 EVAL_BATCH = 1024
 REINIT_SEED = 1_000_003  # offset of the seed of a reinitialisation's fresh weights from the run's
@@ -172,6 +177,7 @@ def load_state(model: nn.Module, state_dict: dict) -> None:
     model.load_state_dict(state_dict)
 
 
+@timed(EVALUATION)
 @torch.no_grad()
 def evaluate(method: Method, model: nn.Module, data: Dataset, split: str, device) -> float:
     """Top-1 accuracy on ``split`` in evaluation mode."""
@@ -219,6 +225,7 @@ def train_step(method, model, inputs, targets, optimizer, scaler) -> tuple[torch
     return loss, outputs
 
 
+@timed(TRAINING)
 def train_epoch(run: Run, epoch: int) -> tuple[float, float, int]:
     """Epoch ``epoch`` of the phase under way, the LR set per iteration; returns (mean loss,
     accuracy, samples)."""
@@ -227,7 +234,8 @@ def train_epoch(run: Run, epoch: int) -> tuple[float, float, int]:
     loss_sum = torch.zeros((), device=run.device)
     correct = torch.zeros((), device=run.device, dtype=torch.long)
     seen = 0
-    for step, (inputs, targets) in enumerate(run.data.train_batches(batch_size, run.generator, run.device)):
+    batches = timed_batches(run.data.train_batches(batch_size, run.generator, run.device))
+    for step, (inputs, targets) in enumerate(batches):
         lr = run.schedule(epoch + step / steps)
         for group in run.optimizer.param_groups:
             group["lr"] = lr
@@ -243,7 +251,7 @@ def build_run(spec: RunSpec, data: Dataset, device: torch.device, parent: Parent
     the parent's state dict and set up by the method, which is given the training batches."""
     training = spec.training
     torch.manual_seed(spec.seed)
-    method = METHODS[spec.method](spec.hp, training, spec.goal_sparsity)
+    method = timed_hooks(METHODS[spec.method](spec.hp, training, spec.goal_sparsity))
     generator = torch.Generator().manual_seed(spec.seed)
     scaler = torch.amp.GradScaler(device.type, enabled=training["amp"] and device.type == "cuda")
     model = build_model(training["model"], data.num_classes, data.in_channels).to(device)
@@ -256,6 +264,7 @@ def build_run(spec: RunSpec, data: Dataset, device: torch.device, parent: Parent
     return Run(spec, data, device, method, model, generator, scaler, parent=parent, dynamics=dynamics)
 
 
+@timed(CHECKPOINTS)
 def save_checkpoint(path: Path, run: Run) -> None:
     """Write the run's checkpoint, plain values and tensors only, aside and move it into
     place (a crash never leaves half of one)."""
@@ -269,6 +278,7 @@ def save_checkpoint(path: Path, run: Run) -> None:
     os.replace(tmp, path)
 
 
+@timed(CHECKPOINTS)
 def read_checkpoint(path: Path | None, run_id: str, log) -> dict | None:
     """The checkpoint at ``path`` if there is one of this run. One that does not read or
     belongs to another run is passed over, with a line in the log: the run starts afresh."""
@@ -432,6 +442,7 @@ def one_example(run: Run) -> torch.Tensor:
     return next(run.data.eval_batches("test", 1, run.device))[0]
 
 
+@timed(EVALUATION)
 def phase_end(run: Run) -> dict:
     """What the history keeps of the model at the end of a phase (of every iteration of an
     iterative method): its test accuracy and sparsity report."""
@@ -467,6 +478,7 @@ def run_phases(run: Run, log, checkpoint: Path | None, optimizer_state: dict | N
         run.progress.phase, run.progress.epoch = index + 1, 0
 
 
+@timed(RECORDS)
 def make_record(run: Run, parent_record: dict, test: float, val: float, started: float,
                 test_seconds: float) -> dict:
     """The run's record: its configuration, what its method is, its accuracies (final and
@@ -544,7 +556,8 @@ def train_run(spec: RunSpec, data_root: str | Path, parent: Parent | None = None
     started = time.perf_counter()
     training = spec.training
     torch.set_num_threads(training["threads"])
-    data = cached_dataset(training["dataset"], str(data_root), training["val_fraction"], training["split_seed"])
+    with span(START_UP):  # loaded once per process
+        data = cached_dataset(training["dataset"], str(data_root), training["val_fraction"], training["split_seed"])
     run = build_run(spec, data, select_device(), parent)
     saved = read_checkpoint(checkpoint, spec.run_id, log)
     if saved is not None:

@@ -6,6 +6,7 @@ import platform
 import socket
 import sys
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -15,12 +16,14 @@ from ..execute import machine_memory_gb
 from .harness import end_to_end, harness, scaling
 from .memory import memory
 from .reporting import reporting
+from .split import HEADLINE, time_split, whole_targets
 from .steps import layers_1d, masking, per_method
 from .timing import in_fresh_process
 
 SECTIONS = {"masking": masking, "methods": per_method, "harness": harness, "scaling": scaling,
             "reporting": lambda quick: in_fresh_process(reporting, quick), "end-to-end": end_to_end, "memory": memory,
-            "layers-1d": layers_1d}
+            "layers-1d": layers_1d, "time-split": time_split, "targets": whole_targets}
+OPT_IN = {"targets"}  # hours: run only when named
 FINDINGS = Path(__file__).with_name("findings.md")
 
 
@@ -56,7 +59,8 @@ def render(figures: pd.DataFrame, before: pd.DataFrame | None) -> str:
         out.append(f"The *before* column is the run of {before['date'].iloc[0]} on the same host.\n")
         figures = figures.merge(before[["section", "name", "median"]].rename(columns={"median": "before"}),
                                 on=["section", "name"], how="left")
-    for section, rows in figures.groupby("section", sort=True):
+    for section in sorted(set(figures["section"]), key=lambda name: int(name.split(".")[0])):
+        rows = figures[figures["section"] == section]
         table = pd.DataFrame({
             "figure": rows["name"],
             **({"before": rows["before"].map(number)} if before is not None else {}),
@@ -76,17 +80,21 @@ def render(figures: pd.DataFrame, before: pd.DataFrame | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a fast variant that checks everything runs")
-    parser.add_argument("--sections", nargs="+", choices=list(SECTIONS), default=list(SECTIONS),
-                        help="run only these; the others' figures are carried over from the last full run")
+    parser.add_argument("--sections", nargs="+", choices=list(SECTIONS),
+                        default=[name for name in SECTIONS if name not in OPT_IN],
+                        help="run only these; the others' figures are carried over from the last full run "
+                             f"(default: all but {', '.join(sorted(OPT_IN))}, which take hours)")
+    parser.add_argument("--target", default=HEADLINE, help=f"the target of time-split (default: {HEADLINE})")
     parser.add_argument("--results", default="results", help="writes <results>/perf/<date>-<host>.parquet")
     parser.add_argument("--reports", default="reports", help="writes <reports>/perf/perf.md")
     args = parser.parse_args(argv)
 
     stamp = datetime.now().strftime("%Y-%m-%dT%H%M")
+    sections = {**SECTIONS, "time-split": partial(time_split, target=args.target)}
     rows = []
     for name in args.sections:
         print(f"bench-perf: {name}", file=sys.stderr, flush=True)
-        rows += [figure.row() for figure in SECTIONS[name](args.quick)]
+        rows += [figure.row() for figure in sections[name](args.quick)]
     host = machine()
     figures = pd.DataFrame(rows).assign(date=stamp, quick=args.quick, **host)
     store = Path(args.results) / "perf"

@@ -57,7 +57,7 @@ def reporting(quick: bool) -> list[Figure]:
         stored_runs(store, specs)
         ids = [spec.run_id for spec in specs]
         out.append(figure("5. reporting at scale", f"collect {len(ids):,} run directories",
-                          [seconds(lambda: store.collect(ids)) for _ in range(repeats)], "s", goal=10.0))
+                          [seconds(lambda: store.collect(ids)) for _ in range(repeats)], "s", goal=5.0))
         out.append(figure("5. reporting at scale", f"prunebench report of {len(ids):,} runs",
                           [seconds(lambda: render_report(manifest, RunList.of(manifest.expand()), store,
                                                          folder / "reports")) for _ in range(repeats)],
@@ -72,7 +72,7 @@ def reporting(quick: bool) -> list[Figure]:
             render_pareto(cells, labels=labels, out_dir=folder / "table", title="benchmark")
             render_stability(cells, labels=labels, out_dir=folder / "table", title="benchmark")
         out.append(figure("5. reporting at scale", f"table and figures from {len(records):,} records",
-                          [seconds(render) for _ in range(repeats)], "s", goal=10.0,
+                          [seconds(render) for _ in range(repeats)], "s", goal=5.0,
                           note="selection, LaTeX table, Pareto and stability plots"))
     out.append(figure("7. memory", "peak of collecting and rendering at this scale", [peak_gib()], "GiB", goal=2.0,
                       note=f"{len(ids):,} run directories, {n_records:,} records"))
