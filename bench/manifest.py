@@ -95,6 +95,10 @@ TRAINING = {
                              "optimizer's (SNIP-it: 10); unset: no clipping", type=float, above=0),
     "lr_schedule": Param(help="learning-rate schedule of regular training", type=dict),
     "threads": Param(1, "CPU threads per run", above=0),
+    "augment": Param(None, "training data pipeline: unset, the dataset's own (CIFAR: random crops, flips with "
+                           "probability 1/2, CIFAR's statistics); snipit: the SNIP-it authors' (CIFAR-10: flips with "
+                           "probability 0.2 without crops, ImageNet's mean and std; MNIST's and Imagenette's are "
+                           "theirs already, MNIST-1D and the digits stay unaugmented)", type=str, choices=("snipit",)),
     "val_fraction": Param(0.1, "share of the training set held out for validation", above=0, below=1),
     "split_seed": Param(0, "seed of the train/validation split", at_least=0),
     "amp": Param(False, "mixed precision (on CUDA only)"),

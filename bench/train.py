@@ -145,8 +145,9 @@ def select_device() -> torch.device:
 
 
 @lru_cache(maxsize=4)
-def cached_dataset(name: str, data_root: str, val_fraction: float, split_seed: int) -> Dataset:
-    return load_dataset(name, data_root, val_fraction=val_fraction, split_seed=split_seed)
+def cached_dataset(name: str, data_root: str, val_fraction: float, split_seed: int,
+                   augment: str | None = None) -> Dataset:
+    return load_dataset(name, data_root, val_fraction=val_fraction, split_seed=split_seed, augment=augment)
 
 
 def load_state(model: nn.Module, state_dict: dict) -> None:
@@ -503,7 +504,8 @@ def train_run(spec: RunSpec, data_root: str | Path, parent: Parent | None = None
     started = time.perf_counter()
     training = spec.training
     torch.set_num_threads(training["threads"])
-    data = cached_dataset(training["dataset"], str(data_root), training["val_fraction"], training["split_seed"])
+    data = cached_dataset(training["dataset"], str(data_root), training["val_fraction"], training["split_seed"],
+                          training.get("augment"))
     run = build_run(spec, data, select_device(), parent)
     saved = read_checkpoint(checkpoint, spec.run_id, log)
     if saved is not None:
