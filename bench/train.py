@@ -10,7 +10,8 @@ per-epoch history, the final state dict and the weights stored at the epochs the
 asks for (``store_weights``: the rewind points of a dense run). A phase may start, after its
 pruning step, from such stored weights of the parent or from fresh ones (``rewind``). The
 last history row of every phase has the model's test accuracy and sparsity report
-(``phase_end``); a method with ``mask_dynamics`` has AIMP's indicators in every row. A loss
+(``phase_end``); a method with ``mask_dynamics`` has AIMP's indicators in every row, and the
+method's ``measurements`` of the final model end it. A loss
 that becomes NaN or infinite stops the run and marks it ``diverged``.
 
 Given a checkpoint path, the run writes a checkpoint at the end of every epoch: its run id,
@@ -514,5 +515,6 @@ def train_run(spec: RunSpec, data_root: str | Path, parent: Parent | None = None
     run_phases(run, log, checkpoint, saved["optimizer"] if saved else None)
     test, val = (evaluate(run.method, run.model, data, split, run.device) for split in ("test", "val"))
     record = make_record(run, parent.record if parent is not None else {}, test, val, started)
+    history = [*run.progress.history, *run.method.measurements(run.model)]
     state = {key: value.detach().cpu() for key, value in run.model.state_dict().items()}
-    return RunResult(record, run.progress.history, state, run.stored)
+    return RunResult(record, history, state, run.stored)
