@@ -4,8 +4,8 @@ Lorenz curve, on a log scale, per dataset.
 Each run of method ``elasticity`` (methods/at_init/elasticity.py) trains nothing and keeps
 its sorted elasticities in its history; the figure draws them, a panel per dataset and a
 line per row (network), the median over seeds with their min-max band. An elasticity of
-exactly 0 (a weight without gradient) has no place on a log axis and is not drawn; the CSV
-keeps it.
+exactly 0 (a weight without gradient: behind a dead unit, or a kernel's border on a 1x1 map)
+has no place on a log axis, and a median or bound of 0 is not drawn; the CSV keeps them.
 """
 
 from collections.abc import Callable
@@ -54,9 +54,10 @@ def render_elasticities(curves: pd.DataFrame, *, out_dir: Path, title: str) -> l
         FigureCanvasAgg(fig)
         axes = fig.subplots(1, len(datasets), squeeze=False)[0]
     for ax, dataset in zip(axes, datasets):
-        shown = curves[(curves["dataset"] == dataset) & (curves["elasticity"] > 0)]
+        shown = curves[curves["dataset"] == dataset]
         for (label, model), runs in shown.groupby(["label", "model"], sort=False):
             line = runs.groupby("share")["elasticity"].agg(["median", "min", "max"])
+            line = line.where(line > 0)  # off the log axis
             ax.plot(line.index * 100, line["median"], color=colors[label], label=model.removeprefix("snipit-"))
             ax.fill_between(line.index * 100, line["min"], line["max"], color=colors[label], alpha=0.2, linewidth=0)
         ax.axhline(1.0, color="0.3", linestyle="--", linewidth=1, label="unit elasticity")
