@@ -5,7 +5,8 @@ permutation from ``split_seed`` (independent of the run's seed); the rest is the
 split, and the test split is the dataset's own test set (scikit-learn's digits, which has
 none, sets a fixed fifth aside). MNIST-1D, the digits, MNIST and CIFAR are held in memory as
 tensors and batched by index; MNIST and CIFAR stay uint8 and are normalised per batch, and
-CIFAR augmented, with every random draw taken from the run's generator. Imagenette and ImageNet
+CIFAR augmented (``augment`` names another pipeline than the default), with every random
+draw taken from the run's generator. Imagenette and ImageNet
 are read from ImageFolder trees by a DataLoader. MNIST-1D and the digits are made offline and
 cached under the data root; the others are never downloaded: a missing one is an error that
 says where to get it.
@@ -34,6 +35,7 @@ CIFAR_PAGE = "https://www.cs.toronto.edu/~kriz/cifar.html"
 MNIST_PAGE = "http://yann.lecun.com/exdb/mnist/"
 IMAGENETTE_PAGE = "https://github.com/fastai/imagenette"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+SNIPIT_FLIP = 0.2  # the SNIP-it authors' FLIP_CHANCE (utils/constants.py), the paper's appendix J
 
 Batches = Iterator[tuple[Tensor, Tensor]]
 Augmentation = Callable[[Tensor, torch.Generator], Tensor]
@@ -126,6 +128,12 @@ def random_crop_flip(images: Tensor, generator: torch.Generator, padding: int = 
                   torch.arange(channels, device=device)[None, :, None, None],
                   rows.to(device)[:, None, :, None],
                   cols.to(device)[:, None, None, :]]
+
+
+def random_flip(images: Tensor, generator: torch.Generator, p: float = SNIPIT_FLIP) -> Tensor:
+    """Per image: mirrored with probability ``p``, drawn on the CPU from ``generator``; no crop."""
+    flip = (torch.rand(len(images), generator=generator) < p).to(images.device)
+    return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
 
 def split_indices(n: int, val_fraction: float, split_seed: int) -> tuple[Tensor, Tensor]:
@@ -327,9 +335,15 @@ def read_cifar_files(directory: Path, files: tuple[str, ...], label_key: bytes) 
     return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
 
 
-def load_cifar(name: str, root: Path, val_fraction: float, split_seed: int) -> Dataset:
-    """CIFAR-10/100 from the python-pickle release; training batches get random crop + flip."""
+def load_cifar(name: str, root: Path, val_fraction: float, split_seed: int, augment: str | None = None) -> Dataset:
+    """CIFAR-10/100 from the python-pickle release: training batches randomly cropped and
+    flipped, normalised with CIFAR's statistics; with ``augment = "snipit"`` (CIFAR-10
+    only), the SNIP-it authors' pipeline (StijnVerdenius/SNIP-it, utils/data_loaders.py,
+    ``get_cifar10_loaders``): mirrored with probability 0.2 (``SNIPIT_FLIP``) without crops, normalised with ImageNet's mean and std."""
     spec = CIFAR[name]
+    if augment == "snipit" and name != "cifar10":
+        raise ConfigError(f"augment = \"snipit\" is the SNIP-it authors' CIFAR-10 pipeline, not {spec.title}'s",
+                          key="augment")
     directory = root / spec.directory
     missing = [f for f in spec.train_files + spec.test_files if not (directory / f).is_file()]
     if missing:
@@ -341,10 +355,10 @@ def load_cifar(name: str, root: Path, val_fraction: float, split_seed: int) -> D
     inputs, labels = holdout_splits(*read_cifar_files(directory, spec.train_files, spec.label_key),
                                     *read_cifar_files(directory, spec.test_files, spec.label_key),
                                     val_fraction, split_seed)
-    return InMemoryDataset(name, spec.num_classes, 3, inputs, labels,
-                           mean=255 * torch.tensor(spec.mean).view(3, 1, 1),
-                           std=255 * torch.tensor(spec.std).view(3, 1, 1),
-                           augment=random_crop_flip)
+    mean, std, transform = ((IMAGENET_MEAN, IMAGENET_STD, random_flip) if augment == "snipit"
+                            else (spec.mean, spec.std, random_crop_flip))
+    return InMemoryDataset(name, spec.num_classes, 3, inputs, labels, mean=255 * torch.tensor(mean).view(3, 1, 1),
+                           std=255 * torch.tensor(std).view(3, 1, 1), augment=transform)
 
 
 # --- ImageNet -------------------------------------------------------------------------
@@ -438,7 +452,6 @@ def load_imagenet(root: Path, val_fraction: float, split_seed: int) -> Dataset:
 
 IMAGENETTE_DIRECTORY = "imagenette-320"
 IMAGENETTE_SIDE = 128
-IMAGENETTE_FLIP = 0.2
 
 
 def load_imagenette(root: Path, val_fraction: float, split_seed: int) -> Dataset:
@@ -460,13 +473,16 @@ def load_imagenette(root: Path, val_fraction: float, split_seed: int) -> Dataset
                             f"and {IMAGENETTE_DIRECTORY}/val/<class>/*.JPEG")
     plain = [transforms.Resize((IMAGENETTE_SIDE, IMAGENETTE_SIDE)), transforms.ToTensor(),
              transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-    augmented = transforms.Compose([transforms.RandomHorizontalFlip(IMAGENETTE_FLIP), *plain])
+    augmented = transforms.Compose([transforms.RandomHorizontalFlip(SNIPIT_FLIP), *plain])
     return folder_dataset("imagenette", folders, val_fraction, split_seed, augmented, transforms.Compose(plain))
 
 
-def load_dataset(name: str, data_root: str | Path, val_fraction: float = 0.1, split_seed: int = 0) -> Dataset:
+def load_dataset(name: str, data_root: str | Path, val_fraction: float = 0.1, split_seed: int = 0,
+                 augment: str | None = None) -> Dataset:
     """The named dataset from ``data_root`` (MNIST-1D is generated there, and the digits
-    copied there from scikit-learn, on first use)."""
+    copied there from scikit-learn, on first use). ``augment = "snipit"`` changes CIFAR-10's
+    pipeline to the SNIP-it authors' (``load_cifar``); MNIST's and Imagenette's are theirs
+    already, and MNIST-1D and the digits are not augmented."""
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; {closest(name, DATASETS)}", key="dataset")
     if not 0 <= val_fraction < 1:
@@ -476,4 +492,4 @@ def load_dataset(name: str, data_root: str | Path, val_fraction: float = 0.1, sp
                "imagenette": load_imagenette, "imagenet": load_imagenet}
     if name in loaders:
         return loaders[name](root, val_fraction, split_seed)
-    return load_cifar(name, root, val_fraction, split_seed)
+    return load_cifar(name, root, val_fraction, split_seed, augment)

@@ -15,7 +15,8 @@ A top-level ``params`` table sets a method parameter on every row whose method h
 An epoch count of a method (T_rt, T_0: a ``Param`` with ``of_budget``) may be given as a
 share of the training budget T, ``"5%"``, so that one manifest serves profiles of different
 T; it is resolved to round(p T / 100) epochs, at least 1, before the run id is computed.
-A figure that trains nothing (``report.kind = "schedules"``) declares no rows.
+A figure that trains nothing (``report.kind = "schedules"``) declares no rows; one whose runs
+prune nothing (``"elasticity"``) declares no goal sparsities.
 """
 
 import ast
@@ -38,6 +39,7 @@ DEFAULT_PROFILE = "cpu"
 REPORT_COLUMNS = ("accuracy", "speedup", "sparsity")
 REWINDING_FIGURES = ("best", "curves", "algorithm", "speedup")
 NOTHING_TRAINED = ("schedules",)  # report kinds drawn from the manifest alone, with no rows
+NOTHING_PRUNED = ("elasticity",)  # report kinds of runs that prune nothing, with no goal sparsities
 MAX_RUNS = 200_000  # per manifest and profile: more would take minutes to expand, not seconds
 MAX_MANIFEST_BYTES = 1_000_000
 MAX_CONSTRAINT_CHARS = 500
@@ -95,6 +97,10 @@ TRAINING = {
                              "optimizer's (SNIP-it: 10); unset: no clipping", type=float, above=0),
     "lr_schedule": Param(help="learning-rate schedule of regular training", type=dict),
     "threads": Param(1, "CPU threads per run", above=0),
+    "augment": Param(None, "training data pipeline: unset, the dataset's own (CIFAR: random crops, flips with "
+                           "probability 1/2, CIFAR's statistics); snipit: the SNIP-it authors' (CIFAR-10: flips with "
+                           "probability 0.2 without crops, ImageNet's mean and std; MNIST's and Imagenette's are "
+                           "theirs already, MNIST-1D and the digits stay unaugmented)", type=str, choices=("snipit",)),
     "val_fraction": Param(0.1, "share of the training set held out for validation", above=0, below=1),
     "split_seed": Param(0, "seed of the train/validation split", at_least=0),
     "amp": Param(False, "mixed precision (on CUDA only)"),
@@ -127,7 +133,7 @@ SEARCH = {
 
 REPORT = {
     "kind": Param("table", choices=("table", "stability", "envelope", "initial_budget", "rewinding", "aimp",
-                                    "mask_dynamics", "trade_off", *NOTHING_TRAINED)),
+                                    "mask_dynamics", "trade_off", *NOTHING_TRAINED, *NOTHING_PRUNED)),
     "columns": Param(list(REPORT_COLUMNS)),
     "time_column": Param("time", choices=("time", "throughput")),
     "select_by": Param("val_accuracy", "the validation score a configuration is selected by: accuracy, accuracy "
@@ -507,12 +513,14 @@ def validate(raw: dict, check: Checker, target: str, profile: str, registries: b
         training = training_config(top["training"], registries=registries)
 
     report = validate_report(top["report"], check, training)
-    trains = report["kind"] not in NOTHING_TRAINED
+    kind = report["kind"]
     for name, what in (("goal_sparsities", "goal sparsity"), ("seeds", "seed"), ("rows", "row")):
-        if trains and not top[name]:
+        unwanted = kind in NOTHING_TRAINED or (kind in NOTHING_PRUNED and name == "goal_sparsities")
+        if not unwanted and not top[name]:
             check.fail(name, f"must not be empty: declare at least one {what}")
-        if not trains and top[name]:
-            check.fail(name, f"a report of kind {report['kind']!r} trains nothing: remove the {name}")
+        if unwanted and top[name]:
+            check.fail(name, f"a report of kind {kind!r} {'trains' if kind in NOTHING_TRAINED else 'prunes'} "
+                             f"nothing: remove the {name}")
     goals = [check.value(f"goal_sparsities[{i}]", g, GOAL) for i, g in enumerate(top["goal_sparsities"])]
     seeds = [check.value(f"seeds[{i}]", s, SEED) for i, s in enumerate(top["seeds"])]
 
@@ -527,6 +535,9 @@ def validate(raw: dict, check: Checker, target: str, profile: str, registries: b
             search = search_table(row, check, f"rows[{i}]")
             rows.append(Row(row["label"], row["method"], {}, [], None, search_rounds=search["rounds"],
                             search_column=search["column"], diagnostic=row["diagnostic"]))
+        if registries and kind in NOTHING_PRUNED and _methods()[rows[-1].method].takes_goal:
+            check.fail(f"rows[{i}].method", f"a report of kind {kind!r} draws runs that prune nothing; method "
+                                            f"{rows[-1].method!r} prunes to a goal")
         if rows[-1].label in labels:
             check.fail(f"rows[{i}].label", f"duplicate label {rows[-1].label!r}")
         labels.add(rows[-1].label)

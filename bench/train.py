@@ -10,7 +10,8 @@ per-epoch history, the final state dict and the weights stored at the epochs the
 asks for (``store_weights``: the rewind points of a dense run). A phase may start, after its
 pruning step, from such stored weights of the parent or from fresh ones (``rewind``). The
 last history row of every phase has the model's test accuracy and sparsity report
-(``phase_end``); a method with ``mask_dynamics`` has AIMP's indicators in every row. A loss
+(``phase_end``); a method with ``mask_dynamics`` has AIMP's indicators in every row, and the
+method's ``measurements`` of the final model end it. A loss
 that becomes NaN or infinite stops the run and marks it ``diverged``.
 
 Given a checkpoint path, the run writes a checkpoint at the end of every epoch: its run id,
@@ -160,8 +161,9 @@ def select_device() -> torch.device:
 
 
 @lru_cache(maxsize=4)
-def cached_dataset(name: str, data_root: str, val_fraction: float, split_seed: int) -> Dataset:
-    return load_dataset(name, data_root, val_fraction=val_fraction, split_seed=split_seed)
+def cached_dataset(name: str, data_root: str, val_fraction: float, split_seed: int,
+                   augment: str | None = None) -> Dataset:
+    return load_dataset(name, data_root, val_fraction=val_fraction, split_seed=split_seed, augment=augment)
 
 
 def load_state(model: nn.Module, state_dict: dict) -> None:
@@ -557,7 +559,8 @@ def train_run(spec: RunSpec, data_root: str | Path, parent: Parent | None = None
     training = spec.training
     torch.set_num_threads(training["threads"])
     with span(START_UP):  # loaded once per process
-        data = cached_dataset(training["dataset"], str(data_root), training["val_fraction"], training["split_seed"])
+        data = cached_dataset(training["dataset"], str(data_root), training["val_fraction"], training["split_seed"],
+                              training.get("augment"))
     run = build_run(spec, data, select_device(), parent)
     saved = read_checkpoint(checkpoint, spec.run_id, log)
     if saved is not None:
@@ -569,5 +572,6 @@ def train_run(spec: RunSpec, data_root: str | Path, parent: Parent | None = None
     test_seconds = time.perf_counter() - start
     val = evaluate(run.method, run.model, data, "val", run.device)
     record = make_record(run, parent.record if parent is not None else {}, test, val, started, test_seconds)
+    history = [*run.progress.history, *run.method.measurements(run.model)]
     state = {key: value.detach().cpu() for key, value in run.model.state_dict().items()}
-    return RunResult(record, run.progress.history, state, run.stored)
+    return RunResult(record, history, state, run.stored)

@@ -83,8 +83,11 @@ RESUMED = [
 ]
 
 
+TRAINS_NOTHING = {"elasticity"}  # a probe: no epoch, so no checkpoint
+
+
 def test_every_method_is_resumed():
-    assert {method for method, _, _ in RESUMED} == set(METHODS)
+    assert {method for method, _, _ in RESUMED} == set(METHODS) - TRAINS_NOTHING
 
 
 @pytest.mark.parametrize("method, hp, stops", RESUMED)

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from bench import data
-from bench.data import InMemoryDataset, default_data_root, load_dataset, random_crop_flip
+from bench.data import InMemoryDataset, default_data_root, load_dataset, random_crop_flip, random_flip
 from schema import ConfigError
 
 
@@ -160,6 +160,34 @@ def test_cifar_training_batches_are_augmented_deterministically(cifar10_root):
     assert [tuple(x.shape) for x, _ in batches] == [(32, 3, 32, 32), (32, 3, 32, 32), (26, 3, 32, 32)]
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(batches, epoch(7)))
     assert not torch.equal(batches[0][0], epoch(8)[0][0])
+
+
+def test_snipit_pipeline_normalises_with_imagenet_statistics_and_only_flips(cifar10_root):
+    dataset = load_dataset("cifar10", cifar10_root, augment="snipit")
+    test_inputs, _ = all_samples(dataset, "test")
+    raw = torch.from_numpy(fake_images(10, 0)).view(10, 3, 32, 32).float() / 255
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    assert torch.allclose(test_inputs, (raw - mean.view(3, 1, 1)) / std.view(3, 1, 1), atol=1e-5)
+    plain = dataset.normalise(dataset.inputs["train"])
+    for inputs, labels in dataset.train_batches(16, torch.Generator().manual_seed(3), "cpu"):
+        for image, label in zip(inputs, labels):  # each the stored image of its label, maybe mirrored, not shifted
+            same = (plain[dataset.labels["train"] == label] - image).abs().flatten(1).amax(1) < 1e-6
+            mirrored = (plain[dataset.labels["train"] == label].flip(-1) - image).abs().flatten(1).amax(1) < 1e-6
+            assert same.any() or mirrored.any()
+
+
+def test_snipit_pipeline_is_refused_for_cifar100(tmp_path):
+    with pytest.raises(ConfigError, match="augment.*SNIP-it authors' CIFAR-10 pipeline, not CIFAR-100's"):
+        load_dataset("cifar100", tmp_path, augment="snipit")
+
+
+def test_random_flip_mirrors_about_a_fifth_and_never_crops():
+    images = torch.arange(2000 * 4, dtype=torch.float32).view(2000, 1, 1, 4)
+    out = random_flip(images, torch.Generator().manual_seed(0))
+    mirrored = (out == images.flip(-1)).flatten(1).all(1)
+    assert ((out == images).flatten(1).all(1) | mirrored).all()
+    assert 0.17 < mirrored.float().mean() < 0.23
+    assert torch.equal(out, random_flip(images, torch.Generator().manual_seed(0)))
 
 
 def test_random_crop_flip_takes_a_shifted_window_maybe_mirrored():

@@ -111,13 +111,14 @@ def test_the_loop_clips_the_gradient_as_it_is_and_rewinding_the_gradient_that_tr
 
 @pytest.mark.parametrize("values, key", [({"optimizer": "adamw"}, "training.optimizer"),
                                          ({"optimizer": "adam", "nesterov": True}, "training.nesterov"),
-                                         ({"grad_clip": 0.0}, "training.grad_clip")])
+                                         ({"grad_clip": 0.0}, "training.grad_clip"),
+                                         ({"augment": "authors"}, "training.augment")])
 def test_bad_optimizer_settings_name_the_key(values, key):
     with pytest.raises(ConfigError) as error:
         training_config({**TINY_TRAINING, **values})
     assert error.value.key == key
 
 
-def test_the_defaults_are_sgd_without_clipping():
+def test_the_defaults_are_sgd_without_clipping_on_the_datasets_own_pipeline():
     training = training_config(TINY_TRAINING)
-    assert training["optimizer"] == "sgd" and training["grad_clip"] is None
+    assert training["optimizer"] == "sgd" and training["grad_clip"] is None and training["augment"] is None

@@ -10,7 +10,8 @@ rewinding-curves.pdf/png, rewinding-algorithm.pdf/png with table.tex, rewinding-
 for AIMP's table, table.tex, standalone.tex, aimp.csv and its Figure 1 curve.pdf/png/csv; for
 AIMP's training dynamics, mask-dynamics-{dense,masks,norms,validation}.pdf/png and
 mask-dynamics.csv; for SNIP-it's trade-off table, trade-off.csv, table.tex, standalone.tex and
-its curves pareto.pdf/png; for the retraining schedules, schedules.pdf/png/csv (drawn from the schedule
+its curves pareto.pdf/png; for SNIP-it's weight elasticities at initialisation,
+elasticity.pdf/png/csv (from the histories of runs that train nothing); for the retraining schedules, schedules.pdf/png/csv (drawn from the schedule
 code, from no runs). With the
 paper's numbers or claims, paper-vs-ours.tex/csv and claims.csv; always selection.csv (the
 run ids behind every cell) and failures.csv (runs of the grid that failed or are missing,
@@ -31,6 +32,7 @@ from ..store import RunStore
 from . import render_pareto, render_stability, render_table, select_cells, write_selection
 from .aimp import iteration_curves, median_cells, render_aimp_table, render_curves, with_paper
 from .budget import envelope, envelope_by, render_envelope, with_budget
+from .elasticity import elasticity_curves, render_elasticities
 from .initial_budget import at_largest_budget, deviation_from_full_budget, render_initial_budget
 from .mask_dynamics import dynamics_points, render_mask_dynamics
 from .split_table import render_split_table, select_split_cells
@@ -295,9 +297,16 @@ def render_trade_offs(manifest: Manifest, records: pd.DataFrame, cells: pd.DataF
                   title=manifest.title)
 
 
+def render_elasticity_figure(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str],
+                             out: Path, store: RunStore) -> None:
+    """SNIP-it's Figure 6 from the sorted elasticities the runs keep in their histories."""
+    render_elasticities(elasticity_curves(records, store.read_history, labels), out_dir=out, title=title_of(manifest))
+
+
 RENDERERS = {"table": render_tables, "stability": render_stability_figure, "envelope": render_envelope_figure,
              "initial_budget": render_initial_budget_figure, "rewinding": render_rewinding_figures,
-             "aimp": render_aimp, "mask_dynamics": render_mask_dynamics_figures, "trade_off": render_trade_offs}
+             "aimp": render_aimp, "mask_dynamics": render_mask_dynamics_figures, "trade_off": render_trade_offs,
+             "elasticity": render_elasticity_figure}
 
 
 def render_schedule_figure(manifest: Manifest, out: Path) -> Path:

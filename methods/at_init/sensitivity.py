@@ -68,6 +68,24 @@ def connection_sensitivity(model: nn.Module, batches: list[Batch], loss: str = "
     return [(g * w).abs().detach() for g, w in zip(mean_gradient(model, batches, weights, loss), weights)]
 
 
+@torch.no_grad()
+def mean_loss(model: nn.Module, batches: list[Batch], loss: str = "target-logit") -> float:
+    """The mean over the ``batches`` of each batch's mean ``loss``, in evaluation mode: the L
+    whose gradient ``mean_gradient`` takes."""
+    with evaluation_mode(model):
+        return sum(LOSSES[loss](model(inputs), targets).item() for inputs, targets in batches) / len(batches)
+
+
+def weight_elasticity(model: nn.Module, batches: list[Batch], loss: str = "target-logit") -> list[torch.Tensor]:
+    """SNIP-it's weight elasticity |dL/dw * w / L| for every prunable layer (section 3, eq. 3):
+    the ``connection_sensitivity`` over |L|, L the ``mean_loss``. The authors' code
+    (models/criterions/SNIP.py, ``get_weight_saliencies``) divides |g ⊙ w| by the same L
+    (plus 1e-8); with their loss, minus the mean target logit, L may be negative, and the
+    elasticity is the absolute value of the quotient as the formula's."""
+    size = abs(mean_loss(model, batches, loss))
+    return [s / size for s in connection_sensitivity(model, batches, loss)]
+
+
 @torch.enable_grad()
 def gradient_flow(model: nn.Module, batches: list[Batch], temperature: float = 200.0) -> list[torch.Tensor]:
     """GraSP's S(-w) = -w ⊙ Hg for every prunable layer (Wang et al., 2020, eq. 8).

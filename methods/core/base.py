@@ -17,6 +17,8 @@ A method is a small class whose hooks the loop in ``bench.train`` calls at fixed
 - ``after_step(model, optimizer)`` after every step (by default: re-apply the masks);
 - ``end_epoch(model, epoch)`` after every epoch;
 - ``prune(model, sparsity)`` for the pruning step that opens a phase;
+- ``measurements(model)`` once, on the final model: rows the run's history ends with (a
+  probe's findings);
 - ``state_dict()`` at every checkpoint and ``load_state_dict(state)`` on resuming from
   one, after ``setup`` on a freshly built model.
 
@@ -156,6 +158,10 @@ class Method:
 
     def end_epoch(self, model: nn.Module, epoch: int) -> None:
         pass
+
+    def measurements(self, model: nn.Module) -> list[dict]:
+        """Rows the run's history ends with, measured on the final model; none by default."""
+        return []
 
     def mask_dynamics(self) -> float | None:
         """The pruning fraction p whose mask dynamics the loop records in the history after
