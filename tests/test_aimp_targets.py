@@ -104,7 +104,7 @@ def test_the_sites_table_shows_the_latex_tables_medians_not_means(tmp_path):
     card = target_card(manifest, RunStore(tmp_path / "results"), tmp_path)
     page = target_page(manifest, card, tmp_path, [])
     assert page["table"] is None
-    assert [(row["label"], row["cells"][3], row["cells"][5]) for row in page["aimp_table"]] == \
+    assert [(row["label"], row["cells"][3], row["cells"][5]) for row in page["own_table"]["sections"][0]["rows"]] == \
         [("IMP+WR", "90.00", "+0.00"), ("AIMP_50+WR", "91.00", "+1.00")]  # IMP+WR's mean is 88.33
     html = environment().get_template("site_target.html.j2").render(page=page, root="../")
     assert "<td>90.00</td>" in html and "88.33" not in html

@@ -13,7 +13,9 @@ from bench.manifest import load, load_all_profiles
 from bench.report.paper import evaluate_claims, reference_table
 from bench.report.select import harmonic_mean, select_cells, select_trade_offs, with_harmonic_means
 from bench.report.trade_off import curve_cells, in_setting, render_trade_off_table, trade_off_table
+from bench.report.site import environment, target_card, target_page
 from bench.runspec import with_parents
+from bench.store import RunStore
 from schema import ConfigError
 
 TARGET = "table-snipit-unstructured"
@@ -125,6 +127,22 @@ def test_the_table_has_the_95_percent_interval_hm_and_the_papers_numbers(tmp_pat
         "Prunes before training")
     ci = during["accuracy_ci"]
     assert rf"72.0 $\pm$ {ci:.1f} & 95.0 & {during['harmonic_mean']:.1f} & 97 $\pm$ 0.1 & 98 & 97" in tex
+
+
+def test_the_site_shows_the_trade_off_table_as_the_latex_table_does(tmp_path):
+    labels = ["Baseline", "HoyerSquare", "SNIP-it (during)"]
+    groups = {phase: [label for label in members if label in labels] for phase, members in GROUPS.items()}
+    table = trade_off_table(select_trade_offs(synthetic()), reference_table("snipit_table3_mnist.csv"), labels, groups)
+    report = tmp_path / TARGET / "smoke"
+    render_trade_off_table(table, caption="", paper_header="Paper", out_dir=report)
+    manifest = load(TARGET, "smoke", registries=False)
+    page = target_page(manifest, target_card(manifest, RunStore(tmp_path / "results"), tmp_path), tmp_path, [])
+    sections = page["own_table"]["sections"]
+    assert [section["title"] for section in sections] == [None, "Prunes after training", "Prunes during training"]
+    ci = table.set_index("label").loc["SNIP-it (during)", "accuracy_ci"]
+    assert sections[2]["rows"][0]["cells"][:2] == [f"72.0 \u00b1 {ci:.1f}", "95.0"]
+    html = environment().get_template("site_target.html.j2").render(page=page, root="../")
+    assert "<i>Prunes during training</i>" in html and f"72.0 \u00b1 {ci:.1f}" in html and "$\\pm$" not in html
 
 
 def test_the_papers_numbers_are_those_of_the_reference_setting():

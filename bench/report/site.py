@@ -9,8 +9,8 @@ its stored run list (``bench/runlist.py``), the methods' descriptions from
   paper (targets grouped by the paper their ``source`` names) and one per target (table or
   figure, profile, runs done, failed and missing, the claims' verdicts);
 - ``targets/<target>.html``: the selected cells as an HTML table (selection.csv, the best
-  accuracies in bold as in the LaTeX table; an AIMP table's medians over seeds from aimp.csv,
-  as its LaTeX table), the figures (PNG inline, PDF linked), the
+  accuracies in bold as in the LaTeX table; the AIMP and trade-off kinds' own tables from
+  their CSVs, as their LaTeX tables), the figures (PNG inline, PDF linked), the
   paper's numbers beside ours with the difference, each claim with its verdict, evidence,
   seed spread and run ids, and the manifest's TOML; the report's files are copied beside it;
 - ``methods/<method>.html``: the method's docstrings and hyperparameters, the targets that
@@ -44,13 +44,14 @@ from ..manifest import Manifest, manifest_dir
 from ..runlist import RunList, current_runs, read_methods
 from ..store import HISTORY, RunStore
 from .aimp import table_rows as aimp_rows
+from .trade_off import table_sections as trade_off_sections
 from .build import profile_text
 from .claims import VERDICTS, all_claims, claims_of
 from .figures import MARKERS
 from .latex import TEMPLATES
 from .table import MISSING, goal_entries, goal_header, time_cells
 
-TABLE_KINDS = ("table", "aimp")
+TABLE_KINDS = ("table", "aimp", "trade_off")
 PLUS_MINUS, TIMES = " \u00b1 ", "\u00d7"
 LINE_SECONDS = 30
 PANEL_COLUMNS = 4
@@ -121,6 +122,34 @@ def table_labels(manifest: Manifest, cells: pd.DataFrame) -> list[str]:
     return ordered + sorted(present - set(ordered) - diagnostic)
 
 
+OWN_TABLES = {  # kinds whose LaTeX table is not laid out from selection.csv: its CSV, header and note
+    "aimp": ("aimp.csv", ["Method", "p (%)", "Sparsity (%)", "Accuracy (%), paper", "Accuracy (%), ours",
+                          "\u0394 IMP (points), paper", "\u0394 IMP (points), ours", "Retraining epochs, paper",
+                          "Retraining epochs, ours", "Speed-up, paper", "Speed-up, ours"],
+             "Per row and pruning rate p, the median over seeds as in the LaTeX table (aimp.csv holds each cell's "
+             "seeds, min, max and run ids); \u0394 IMP: the difference from IMP with the same retraining."),
+    "trade_off": ("trade-off.csv", ["Method", "Accuracy (%)", "Sparsity (%)", "HM", "Accuracy (%), paper",
+                                    "Sparsity (%), paper", "HM, paper"],
+                  "Per method, its trade-off point as in the LaTeX table (trade-off.csv holds its configuration, "
+                  "goal and run ids): test accuracy with its 95% interval over seeds, weight sparsity and the "
+                  "harmonic mean of the two, the paper's beside ours."),
+}
+
+
+def own_table(kind: str, report: Path) -> dict | None:
+    """The table of a kind in ``OWN_TABLES`` from its CSV, as its LaTeX table shows it:
+    header, note and sections of rows (a title per section, or none); None for other kinds."""
+    if kind not in OWN_TABLES:
+        return None
+    name, header, note = OWN_TABLES[kind]
+    table = read_csv(report / name)
+    if table.empty:
+        return None
+    sections = ([{"title": None, "rows": aimp_rows(table)}] if kind == "aimp"
+                else trade_off_sections(table, PLUS_MINUS))
+    return {"header": header, "note": note, "sections": sections}
+
+
 def html_table(cells: pd.DataFrame, manifest: Manifest) -> dict:
     """The table of the selected cells, goal by goal, as the LaTeX table lays it out: each
     cell's texts with whether its accuracy is bold (among the ``report.bold`` best) and
@@ -182,13 +211,12 @@ def target_page(manifest: Manifest, card: dict, reports: Path, files: list[str])
     judged = read_csv(report / "claims.csv")  # without it, the claims are "not run"
     claims = (judged if not judged.empty else claims_of(manifest, reports)).reindex(columns=CLAIM_FIELDS)
     claims = claims.astype(object).fillna("")
-    aimp = manifest.report["kind"] == "aimp"  # its table is of medians over seeds, not selection.csv's means
     figures = [{"png": name, "pdf": name[:-4] + ".pdf" if name[:-4] + ".pdf" in files else None}
                for name in files if name.endswith(".png")]
     return {**card, "description": manifest.description, "setting": profile_text(manifest) if manifest.rows else "",
             "split": bool(manifest.report["split_by"]),
-            "table": None if cells.empty or aimp else html_table(cells, manifest),
-            "aimp_table": aimp_rows(read_csv(report / "aimp.csv")) if aimp else [],
+            "table": None if cells.empty or manifest.report["kind"] in OWN_TABLES else html_table(cells, manifest),
+            "own_table": own_table(manifest.report["kind"], report),
             "figures": figures, "files": files,
             "comparison": comparison_rows(read_csv(report / "paper-vs-ours.csv")),
             "claims": claims.to_dict("records"), "manifests": manifest_texts(manifest),

@@ -20,7 +20,7 @@ from schema import ConfigError, closest
 
 from bench.report.latex import environment
 from bench.report.select import CELL_COLUMNS, harmonic_mean, select_cells, summarize, with_configs
-from bench.report.table import MISSING, mean_std, write_table
+from bench.report.table import MISSING, PLUS_MINUS, mean_std, write_table
 
 Z_95 = 1.96  # the paper's 95% interval: 1.96 sigma / sqrt(n)
 BASELINE = "baseline"  # the reference's phase of the dense model
@@ -81,24 +81,31 @@ def number(value: float, digits: int) -> str:
     return f"{value:.{digits}f}" if math.isfinite(value) else MISSING
 
 
-def render_trade_off_table(table: pd.DataFrame, *, caption: str, paper_header: str, out_dir: Path) -> list[Path]:
-    """Write ``trade-off.csv`` and the table (``table.tex``, ``standalone.tex``): a section
-    per group, titled "Prunes <phase>"; the baseline shows its accuracy only."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out_dir / "trade-off.csv", index=False)
+def table_sections(table: pd.DataFrame, plus_minus: str = PLUS_MINUS) -> list[dict]:
+    """The table's sections from trade-off.csv's rows: per group, titled "Prunes <phase>" (none
+    for the baseline), each row's texts: ours and the paper's accuracy with its interval,
+    sparsity and HM (the baseline its accuracy only)."""
     sections = []
     for phase, rows in table.groupby("phase", sort=False):
         shown = []
         for r in rows.itertuples():
             baseline = phase == BASELINE
             shown.append({"label": r.label, "cells": [
-                mean_std(r.accuracy, r.accuracy_ci, 1, 1), "" if baseline else number(r.sparsity, 1),
+                mean_std(r.accuracy, r.accuracy_ci, 1, 1, plus_minus), "" if baseline else number(r.sparsity, 1),
                 "" if baseline else number(r.harmonic_mean, 1),
-                mean_std(r.paper_accuracy, r.paper_accuracy_ci, 0, 1), "" if baseline else number(r.paper_sparsity, 0),
+                mean_std(r.paper_accuracy, r.paper_accuracy_ci, 0, 1, plus_minus), "" if baseline else number(r.paper_sparsity, 0),
                 "" if baseline else number(r.paper_harmonic_mean, 0)]})
         sections.append({"title": None if phase == BASELINE else f"Prunes {phase.replace('_', ' ')}", "rows": shown})
-    text = environment().get_template("trade_off.tex.j2").render(caption=caption, sections=sections,
+    return sections
+
+
+def render_trade_off_table(table: pd.DataFrame, *, caption: str, paper_header: str, out_dir: Path) -> list[Path]:
+    """Write ``trade-off.csv`` and the table (``table.tex``, ``standalone.tex``): a section
+    per group, titled "Prunes <phase>"; the baseline shows its accuracy only."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_dir / "trade-off.csv", index=False)
+    text = environment().get_template("trade_off.tex.j2").render(caption=caption, sections=table_sections(table),
                                                                   paper_header=paper_header)
     return [out_dir / "trade-off.csv", *write_table(text, out_dir)]
 
