@@ -25,8 +25,18 @@ from .runspec import RunSpec
 from .spans import RECORDS, timed
 
 READERS = 4  # threads reading records: a few keep two cores busy while files are opened
+PARENTS_KEPT = 4  # dense runs a worker keeps read (of at most PARENT_BYTES each), last used first
+PARENT_BYTES = 256 * 2 ** 20
 RECORD, HISTORY, MODEL, CONFIG, LOG, FAILED = (
     "record.parquet", "history.parquet", "model.pt", "config.json", "log.txt", "failed.json")
+
+
+_parents_read: dict[tuple[str, int], dict] = {}  # by (path, mtime): what torch.load gave, oldest first
+
+
+def cloned(state_dict: dict) -> dict:
+    """A copy of a state dict's tensors (a kept parent is never handed out to be changed)."""
+    return {key: value.clone() for key, value in state_dict.items()}
 
 
 class RunStore:
@@ -149,13 +159,24 @@ class RunStore:
     @timed(RECORDS)
     def load_parent(self, run_id: str):
         """The finished run ``run_id`` as a ``bench.train.Parent``: its weights, record and
-        stored weights."""
+        stored weights, as copies. A worker prunes the same few dense runs many times, and
+        unpickling one with its stored epochs costs more than a short run's epoch, so the
+        last ``PARENTS_KEPT`` read (if small) are kept, by path and modification time."""
         import torch
 
         from .train import Parent
 
-        saved = torch.load(self.run_dir(run_id) / MODEL, map_location="cpu", weights_only=True)
-        return Parent(saved["state_dict"], self.read_record(run_id), saved.get("stored", {}))
+        path = self.run_dir(run_id) / MODEL
+        key = (str(path.resolve()), path.stat().st_mtime_ns)
+        saved = _parents_read.pop(key, None)
+        if saved is None:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        if path.stat().st_size <= PARENT_BYTES:
+            _parents_read[key] = saved
+            while len(_parents_read) > PARENTS_KEPT:
+                del _parents_read[next(iter(_parents_read))]
+        return Parent(cloned(saved["state_dict"]), self.read_record(run_id),
+                      {epoch: cloned(weights) for epoch, weights in saved.get("stored", {}).items()})
 
     def discard_corrupt(self, run_id: str) -> str | None:
         """If the finished run's record does not read (truncated, corrupt), move the run

@@ -34,7 +34,7 @@ The SNIP-it paper's costs (``bench.metrics``) are gathered as cheaply: after eve
 training the forward FLOPs of its samples at the current weights are added up (one
 single-example pass, ``training_flops``) and the memory it took is read (``training_memory``,
 in the history as ``ram_bytes``); the record has their total and median, and the test
-split's throughput in the final evaluation.
+split's throughput in its last evaluation.
 
 The loop's named steps (training epochs, the method's hooks, batches, evaluations,
 checkpoints, the record) are spans of ``bench.spans``, which the benchmark switches on to
@@ -98,6 +98,7 @@ class Progress:
     after: float = math.nan
     val_after: float = math.nan
     dense_train_accuracy: float = math.nan
+    test_seconds: float = math.nan  # of the last test evaluation at a phase's end: the inference time
     event: PruneEvent | None = None
     status: str = "ok"
     history: list = field(default_factory=list)
@@ -447,9 +448,12 @@ def one_example(run: Run) -> torch.Tensor:
 @timed(EVALUATION)
 def phase_end(run: Run) -> dict:
     """What the history keeps of the model at the end of a phase (of every iteration of an
-    iterative method): its test accuracy and sparsity report."""
-    return {"test_accuracy": evaluate(run.method, run.model, run.data, "test", run.device),
-            **sparsity_report(run.model, one_example(run), structured=run.method.structured)}
+    iterative method): its test accuracy (how long it took in ``Progress.test_seconds``) and
+    sparsity report."""
+    start = time.perf_counter()
+    test = evaluate(run.method, run.model, run.data, "test", run.device)
+    run.progress.test_seconds = time.perf_counter() - start
+    return {"test_accuracy": test, **sparsity_report(run.model, one_example(run), structured=run.method.structured)}
 
 
 def store_weights(run: Run) -> None:
@@ -494,7 +498,7 @@ def make_record(run: Run, parent_record: dict, test: float, val: float, started:
     ``bench.metrics.training_flops``) and ``train_flops_reduction``, the baseline's (the dense
     model's FLOPs over T epochs of the training split) over it; ``ram_bytes``, the median
     over the run's own epochs of the memory each took (``bench.metrics.training_memory``);
-    ``inference_images_per_second``, the test split's throughput in the final evaluation
+    ``inference_images_per_second``, the test split's throughput in its last evaluation
     (``test_seconds`` long; the paper times the inference with CUDA events, the authors'
     models/trainers/DefaultTrainer.py, ``_batch_iteration``, in their ``validate``)."""
     spec, method, progress, training = run.spec, run.method, run.progress, run.spec.training
@@ -551,6 +555,22 @@ def make_record(run: Run, parent_record: dict, test: float, val: float, started:
     }
 
 
+def final_accuracies(run: Run) -> tuple[float, float, float]:
+    """Test and validation accuracy of the final model, and the seconds the test evaluation
+    took. When the run ended with the last epoch of its last phase, that epoch's line of history
+    measured this very model (nothing changes it after the epoch), so they are taken from there;
+    otherwise (a diverged run, a last phase of no epochs) measured now."""
+    phases, history = run.method.phases(), run.progress.history
+    last = history[-1] if history else {}
+    if (run.progress.status != "diverged" and phases and phases[-1].epochs > 0 and last.get("phase") == phases[-1].name
+            and last.get("epoch") == run.progress.epochs_done and "test_accuracy" in last):
+        return last["test_accuracy"], last["val_accuracy"], run.progress.test_seconds
+    start = time.perf_counter()
+    test = evaluate(run.method, run.model, run.data, "test", run.device)
+    seconds = time.perf_counter() - start
+    return test, evaluate(run.method, run.model, run.data, "val", run.device), seconds
+
+
 def train_run(spec: RunSpec, data_root: str | Path, parent: Parent | None = None,
               log=print, checkpoint: Path | None = None) -> RunResult:
     """Execute one run; ``parent`` is the dense run it starts from;
@@ -567,10 +587,7 @@ def train_run(spec: RunSpec, data_root: str | Path, parent: Parent | None = None
         resume(run, saved)
         log(f"resumed from {checkpoint}: phase {run.progress.phase}, epoch {run.progress.epoch}")
     run_phases(run, log, checkpoint, saved["optimizer"] if saved else None)
-    start = time.perf_counter()
-    test = evaluate(run.method, run.model, data, "test", run.device)
-    test_seconds = time.perf_counter() - start
-    val = evaluate(run.method, run.model, data, "val", run.device)
+    test, val, test_seconds = final_accuracies(run)
     record = make_record(run, parent.record if parent is not None else {}, test, val, started, test_seconds)
     history = [*run.progress.history, *run.method.measurements(run.model)]
     state = {key: value.detach().cpu() for key, value in run.model.state_dict().items()}
