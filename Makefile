@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 # Every manifest bench/manifests/<target>.toml is a make target of the same name.
 TARGETS := $(basename $(notdir $(wildcard bench/manifests/*.toml)))
 
-.PHONY: test test-slurm test-perf test-targets test-browser reports site reproduce-all validate bench-perf clean-venv slurm-up slurm-down $(TARGETS)
+.PHONY: test test-slow test-slurm test-perf test-targets test-browser reports site reproduce-all validate bench-perf clean-venv slurm-up slurm-down $(TARGETS)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,12 +48,16 @@ site: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/prunebench validate --all
 
-# The test suite on every core, its 25 slowest tests listed at the end, but for the tests
-# against a SLURM cluster (`make test-slurm`), the benchmark's own test (`make test-perf`),
-# every paper target's smoke profile through `prunebench run` (`make test-targets`) and the
-# site in a browser (`make test-browser`); CI runs all five.
+# The test suite on every core, its 25 slowest tests listed at the end, but for the end-to-end
+# runs through the CLI and the installed wheel (`make test-slow`), the tests against a SLURM
+# cluster (`make test-slurm`), the benchmark's own test (`make test-perf`), every paper
+# target's smoke profile through `prunebench run` (`make test-targets`) and the site in a
+# browser (`make test-browser`); CI runs all six.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --durations=25 -m "not perf and not slurm and not targets and not browser"
+	$(BIN)/python -m pytest -n auto --durations=25 -m "not slow and not perf and not slurm and not targets and not browser"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -n auto --durations=10 -m "slow and not perf and not slurm and not targets and not browser"
 
 test-targets: $(STAMP)
 	$(BIN)/python -m pytest -m targets

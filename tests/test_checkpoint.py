@@ -90,21 +90,25 @@ def test_every_method_is_resumed():
     assert {method for method, _, _ in RESUMED} == set(METHODS) - TRAINS_NOTHING
 
 
+@pytest.fixture(scope="module")
+def dense_parent(small_data_root):
+    """The parent of the methods that prune after training: a dense run of one epoch."""
+    dense = train_run(tiny_spec("dense", epochs=1), small_data_root, log=quiet)
+    return Parent(dense.state_dict, dense.record, dense.stored)
+
+
 @pytest.mark.parametrize("method, hp, stops", RESUMED)
-def test_interrupted_runs_resume_to_the_same_record(data_root, tmp_path, method, hp, stops):
+def test_interrupted_runs_resume_to_the_same_record(small_data_root, tmp_path, method, hp, stops, request):
     spec = tiny_spec(method, hp, goal=0.9, epochs=3)
-    parent = None
-    if METHODS[method].prunes_after_training:
-        dense = train_run(tiny_spec("dense", epochs=1), data_root, log=quiet)
-        parent = Parent(dense.state_dict, dense.record, dense.stored)
-    reference = train_run(spec, data_root, parent, log=quiet)
+    parent = request.getfixturevalue("dense_parent") if METHODS[method].prunes_after_training else None
+    reference = train_run(spec, small_data_root, parent, log=quiet)
     checkpoint = tmp_path / "run.pt"
     for stop in stops:
         with pytest.raises(Interrupt):
-            train_run(spec, data_root, parent, log=interrupt_after(stop), checkpoint=checkpoint)
+            train_run(spec, small_data_root, parent, log=interrupt_after(stop), checkpoint=checkpoint)
         assert torch.load(checkpoint, weights_only=True)["run_id"] == spec.run_id
     lines = []
-    resumed = train_run(spec, data_root, parent, log=lines.append, checkpoint=checkpoint)
+    resumed = train_run(spec, small_data_root, parent, log=lines.append, checkpoint=checkpoint)
     assert any(line.startswith("resumed from") for line in lines)
     assert_same_run(resumed, reference)
 
@@ -125,17 +129,17 @@ def foreign(path, data_root):
 
 @pytest.mark.parametrize("spoil, says", [(truncated, "does not read"), (old_format, "does not read"),
                                          (foreign, "is not of run")])
-def test_a_foreign_or_broken_checkpoint_restarts_the_run(data_root, tmp_path, spoil, says):
+def test_a_foreign_or_broken_checkpoint_restarts_the_run(small_data_root, tmp_path, spoil, says):
     spec = tiny_spec("dense", epochs=2)
     checkpoint = tmp_path / "run.pt"
     with pytest.raises(Interrupt):
-        train_run(spec, data_root, log=interrupt_after(2), checkpoint=checkpoint)
-    spoil(checkpoint, data_root)
+        train_run(spec, small_data_root, log=interrupt_after(2), checkpoint=checkpoint)
+    spoil(checkpoint, small_data_root)
     lines = []
-    restarted = train_run(spec, data_root, log=lines.append, checkpoint=checkpoint)
+    restarted = train_run(spec, small_data_root, log=lines.append, checkpoint=checkpoint)
     assert any(says in line and "starting afresh" in line for line in lines), lines
     assert not any(line.startswith("resumed from") for line in lines)
-    assert_same_run(restarted, train_run(spec, data_root, log=quiet))
+    assert_same_run(restarted, train_run(spec, small_data_root, log=quiet))
 
 
 def equal(a, b) -> bool:
@@ -150,11 +154,11 @@ def equal(a, b) -> bool:
 
 
 @pytest.mark.parametrize("method, hp", [(method, hp) for method, hp, _ in RESUMED])
-def test_what_a_method_changes_while_training_is_in_its_state(data_root, method, hp):
+def test_what_a_method_changes_while_training_is_in_its_state(small_data_root, method, hp):
     """Every attribute a method changes in its first epoch is in its state_dict, which holds
     tensors and plain values only."""
     spec = tiny_spec(method, hp, goal=0.9, epochs=3)
-    run = build_run(spec, cached_dataset("mnist1d", str(data_root), 0.1, 0), torch.device("cpu"))
+    run = build_run(spec, cached_dataset("mnist1d", str(small_data_root), 0.1, 0), torch.device("cpu"))
     enter_phase(run, run.method.phases()[0], quiet)
     before = dict(vars(run.method))
     train_epoch(run, 0)

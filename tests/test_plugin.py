@@ -34,6 +34,7 @@ def prunebench(*argv, env, cwd) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_the_readme_method_runs_from_a_package_of_its_own(plugin_env, tmp_path, data_root):
     described = prunebench("describe", "oneshot_ft", env=plugin_env, cwd=tmp_path)
     assert described.returncode == 0, described.stderr
