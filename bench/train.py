@@ -546,7 +546,7 @@ def make_record(run: Run, parent_record: dict, test: float, val: float, started:
         "train_flops": train_flops,
         "train_flops_reduction": dense_flops * training["epochs"] * run.data.train_size / train_flops
         if train_flops else math.inf,
-        "ram_bytes": statistics.median(memory) if memory else math.nan,
+        "ram_bytes": float(statistics.median(memory)) if memory else math.nan,  # a float whatever the count
         "inference_images_per_second": run.data.test_size / test_seconds if test_seconds else math.nan,
         "threads": training["threads"],
         "device": run.device.type,
