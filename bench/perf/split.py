@@ -94,15 +94,17 @@ def goal_minutes(target: str) -> float:
 
 
 def estimates(rate: float, source: str) -> list[Figure]:
-    """Every target's cpu profile that trains anything, and all of them together: the dry
-    run's epochs at ``rate`` wall seconds per epoch, measured on ``source``."""
+    """Every target's cpu profile that trains an epoch (fig-elasticity's runs train none), and
+    all of them together: the dry run's epochs at ``rate`` wall seconds per epoch, measured
+    on ``source``."""
     manifests = [load(target, "cpu") for target in cpu_targets()]
     note = f"estimate: dry-run epochs (no search rounds) x {rate:.2f} s per epoch of section 9 ({source})"
     with tempfile.TemporaryDirectory() as empty:
         store = RunStore(empty)
         grids = {manifest.target: search.expand(manifest, store) for manifest in manifests}
-        out = [figure(TARGETS, f"{target} [cpu], estimate", [plan(specs, store).epochs * rate / 60], "min",
-                      goal=goal_minutes(target), note=note) for target, specs in grids.items() if specs]
+        epochs = {target: plan(specs, store).epochs for target, specs in grids.items()}
+        out = [figure(TARGETS, f"{target} [cpu], estimate", [epochs[target] * rate / 60], "min",
+                      goal=goal_minutes(target), note=note) for target in grids if epochs[target]]
         every = plan([spec for specs in grids.values() for spec in specs], store).epochs
     out.append(figure(TARGETS, f"all {len(manifests)} targets [cpu] together, estimate", [every * rate / 60], "min",
                       goal=ALL_GOAL_MINUTES, note=f"{note}; runs shared"))
