@@ -167,11 +167,12 @@ class RunStore:
         from .train import Parent
 
         path = self.run_dir(run_id) / MODEL
-        key = (str(path.resolve()), path.stat().st_mtime_ns)
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns)
         saved = _parents_read.pop(key, None)
         if saved is None:
             saved = torch.load(path, map_location="cpu", weights_only=True)
-        if path.stat().st_size <= PARENT_BYTES:
+        if stat.st_size <= PARENT_BYTES:
             _parents_read[key] = saved
             while len(_parents_read) > PARENTS_KEPT:
                 del _parents_read[next(iter(_parents_read))]
