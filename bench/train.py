@@ -196,13 +196,15 @@ def evaluate(method: Method, model: nn.Module, data: Dataset, split: str, device
 def make_optimizer(method: Method, model: nn.Module) -> torch.optim.Optimizer:
     """The training's optimizer over the method's parameter groups: SGD, or Adam with
     PyTorch's betas and eps and the weight decay as an L2 term in the gradient (the SNIP-it
-    authors' torch.optim.Adam, utils/model_utils.py and main.py), not AdamW's decoupled one."""
+    authors' torch.optim.Adam, utils/model_utils.py and main.py), not AdamW's decoupled one.
+    Both update all tensors at once (``foreach``, CUDA's default): on the CPU that is bitwise
+    the per-tensor loop's result, 1.3x (SGD) to 1.5x (Adam) faster (bench/perf/findings.md)."""
     training = method.training
     if training["optimizer"] == "adam":
         return torch.optim.Adam(method.optimizer_groups(model), lr=training["lr"],
-                                weight_decay=training["weight_decay"])
+                                weight_decay=training["weight_decay"], foreach=True)
     return torch.optim.SGD(method.optimizer_groups(model), lr=training["lr"], momentum=training["momentum"],
-                           nesterov=training["nesterov"], weight_decay=training["weight_decay"])
+                           nesterov=training["nesterov"], weight_decay=training["weight_decay"], foreach=True)
 
 
 def train_step(method, model, inputs, targets, optimizer, scaler) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,6 +2,7 @@
 L2 weight decay, and the clipping of the gradients' global norm, each against an update
 computed by hand."""
 
+import copy
 import math
 
 import pytest
@@ -122,3 +123,23 @@ def test_bad_optimizer_settings_name_the_key(values, key):
 def test_the_defaults_are_sgd_without_clipping_on_the_datasets_own_pipeline():
     training = training_config(TINY_TRAINING)
     assert training["optimizer"] == "sgd" and training["grad_clip"] is None and training["augment"] is None
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_optimizers_update_all_tensors_at_once_bitwise_as_one_at_a_time(optimizer):
+    """``make_optimizer``'s one-call update (``foreach``) gives the per-tensor loop's weights."""
+    method = make_method("dense", optimizer=optimizer, lr=0.1, weight_decay=5e-4, nesterov=optimizer == "sgd")
+    torch.manual_seed(0)
+    ours = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    loop = copy.deepcopy(ours)
+    optimizers = [make_optimizer(method, ours), make_optimizer(method, loop)]
+    for group in optimizers[1].param_groups:
+        group["foreach"] = False
+    inputs, targets = torch.randn(32, 8), torch.randint(0, 3, (32,))
+    for _ in range(5):
+        for model, opt in zip((ours, loop), optimizers):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(inputs), targets).backward()
+            opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(ours.parameters(), loop.parameters()))
+    assert optimizers[0].param_groups[0]["foreach"] is True
