@@ -748,7 +748,20 @@ def read_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     parent = manifest_dir() / f"{base}.toml"
     if parent in seen:
         raise ConfigError(f"circular extends through {base!r}", file=str(path), key="extends")
-    return merge(read_raw(parent, (*seen, path)), raw)
+    inherited = read_raw(parent, (*seen, path))
+    if isinstance(raw.get("rows"), list):
+        inherited = without_row_overrides(inherited)
+    return merge(inherited, raw)
+
+
+def without_row_overrides(raw: dict) -> dict:
+    """``raw`` without its profiles' overrides of single rows: a manifest that lists its own
+    rows replaces the rows they were written for."""
+    out = copy.deepcopy(raw)
+    for profile in out.get("profiles", {}).values() if isinstance(out.get("profiles"), dict) else ():
+        if isinstance(profile, dict):
+            profile.pop("rows", None)
+    return out
 
 
 def load(target: str, profile: str | None = None, registries: bool = True) -> Manifest:

@@ -18,10 +18,21 @@ from bench.store import RunStore
 GOAL_20 = 1 - 0.8 ** 20
 
 
-@pytest.mark.parametrize("target", ["table-aimp", "table-aimp-rates"])
+@pytest.mark.parametrize("target", ["table-aimp", "table-aimp-lrr", "table-aimp-rates"])
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
 def test_every_profile_expands(target, profile):
     assert load(target, profile).expand()
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
+def test_section_v_e_is_table_i_with_lrr_rows_and_shares_its_dense_runs(profile):
+    table_i, lrr = load("table-aimp", profile), load("table-aimp-lrr", profile)
+    assert [row.label for row in lrr.rows] == ["IMP+LRR", "AIMP_50+LRR"]
+    assert lrr.training == table_i.training and lrr.seeds == table_i.seeds
+    assert lrr.report["baselines"] == ["IMP+LRR"] and [claim["better"] for claim in lrr.claims] == ["AIMP_50+LRR"]
+    assert "IMP+LRR" not in {row.label for row in table_i.rows}
+    dense = {spec.parent.run_id for spec in table_i.expand() if spec.label == "IMP+WR"}
+    assert {spec.parent.run_id for spec in lrr.expand()} == dense
 
 
 def test_the_cpu_profile_scales_tau_as_shares_of_t():
@@ -30,7 +41,9 @@ def test_the_cpu_profile_scales_tau_as_shares_of_t():
     assert {label: hp[label]["partial_epochs"] for label in hp if label.startswith("AIMP_") and "WR" in label} == {
         "AIMP_50+WR": 5, "AIMP_40+WR": 4, "AIMP_30+WR": 3, "AIMP_20+WR": 2, "AIMP_50+WR, dense truncated at 50": 5}
     assert (hp["IMP+WR"]["technique"], hp["IMP+WR"]["retrain_epochs"], hp["IMP+WR"]["partial_epochs"]) == ("wr", 15, None)
-    assert (hp["IMP+LRR"]["technique"], hp["IMP+LRR"]["retrain_epochs"]) == ("lrr", 16)
+    lrr = {spec.label: spec.hp for spec in load("table-aimp-lrr", "cpu").expand()}
+    assert {label: (hp["technique"], hp["retrain_epochs"], hp["partial_epochs"]) for label, hp in lrr.items()} == {
+        "IMP+LRR": ("lrr", 16, None), "AIMP_50+LRR": ("lrr", 16, 5)}
     assert all(spec.hp["clip_grad_norm"] == 1.0 and spec.hp["prune_fraction"] == 0.2 for spec in specs)
     assert {spec.seed for spec in specs} == {0, 1}  # cut from the paper's 5 for cost
     truncated = {spec.parent.hp.get("stop_epoch") for spec in specs if spec.label.endswith("truncated at 50")}
@@ -138,7 +151,7 @@ def test_a_claim_on_medians_judges_the_medians():
 @pytest.mark.targets
 def test_aimp_smoke_end_to_end(dirs):
     results, reports, where = dirs
-    for target in ("table-aimp", "table-aimp-rates"):
+    for target in ("table-aimp", "table-aimp-lrr", "table-aimp-rates"):
         assert main(["run", target, "--profile", "smoke", "--executor", "inline", "--quiet", *where]) == 0
     out = reports / "table-aimp" / "smoke"
     assert all((out / name).stat().st_size > 0 for name in ("standalone.tex", "curve.pdf", "curve.png", "claims.csv"))
@@ -147,5 +160,7 @@ def test_aimp_smoke_end_to_end(dirs):
     assert table.loc["AIMP_50+WR", "own_epochs"] == 9  # (tau - 1) + 7 with tau = 3 of 8
     curve = pd.read_csv(out / "curve.csv")
     assert curve.groupby("label")["iteration"].max().eq(2).all()
+    lrr = pd.read_csv(reports / "table-aimp-lrr" / "smoke" / "aimp.csv").set_index("label")
+    assert lrr.loc["IMP+LRR", "own_epochs"] == 16  # 2 iterations of t = T = 8
     rates = pd.read_csv(reports / "table-aimp-rates" / "smoke" / "aimp.csv")
     assert sorted(rates["pruning_rate"].unique()) == [20, 30, 40]
