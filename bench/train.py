@@ -198,7 +198,7 @@ def make_optimizer(method: Method, model: nn.Module) -> torch.optim.Optimizer:
     PyTorch's betas and eps and the weight decay as an L2 term in the gradient (the SNIP-it
     authors' torch.optim.Adam, utils/model_utils.py and main.py), not AdamW's decoupled one.
     Both update all tensors at once (``foreach``, CUDA's default): on the CPU that is bitwise
-    the per-tensor loop's result, 1.3x (SGD) to 1.5x (Adam) faster (bench/perf/findings.md)."""
+    the per-tensor loop's result, in 1/1.3 (SGD) to 1/1.5 (Adam) of its time (bench/perf/findings.md)."""
     training = method.training
     if training["optimizer"] == "adam":
         return torch.optim.Adam(method.optimizer_groups(model), lr=training["lr"],
