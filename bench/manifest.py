@@ -138,8 +138,13 @@ REPORT = {
     "time_column": Param("time", choices=("time", "throughput")),
     "select_by": Param("val_accuracy", "the validation score a configuration is selected by: accuracy, accuracy "
                                        "right after pruning, or the harmonic mean of accuracy and weight sparsity "
-                                       "(the SNIP-it paper's HM)",
-                       choices=("val_accuracy", "val_accuracy_after_prune", "val_harmonic_mean")),
+                                       "(the SNIP-it paper's HM) or node sparsity",
+                       choices=("val_accuracy", "val_accuracy_after_prune", "val_harmonic_mean",
+                                "val_node_harmonic_mean")),
+    "measures": Param("unstructured", "kind trade_off: the table's columns: accuracy, weight sparsity and HM "
+                                      "(unstructured, the paper's Tables 2 and 3), or accuracy, weight and node "
+                                      "sparsity and the reductions of FLOPs, time, disk and RAM (structured, its "
+                                      "Tables 1 and 4)", choices=("unstructured", "structured")),
     "bold": Param(2, at_least=0),
     "reference": Param(None, type=str),
     "schedules": Param(None, type=dict),  # kind "schedules": SCHEDULE_FIGURE
@@ -159,15 +164,21 @@ REPORT = {
     "iterations": Param([], "kind mask_dynamics: the iterations of the first row whose mask changes Figure 4 "
                             "draws (none named: every intermediate one)"),
 }
+# The SNIP-it paper's structured measures (Tables 1 and 4), summarised and judged at the trade-off
+# points only: the node sparsity and its HM with accuracy, and the reductions against the unpruned
+# network.
+TRADE_OFF_METRICS = ("node_sparsity", "node_harmonic_mean", "train_flops_reduction", "shrunk_inference_speedup",
+                     "train_time_reduction", "disk_reduction", "train_memory_reduction")
 CLAIM = {
     "text": Param(type=str),
     "better": Param(type=str),
     "worse": Param(type=str),
-    "metric": Param("test_accuracy", "harmonic_mean (of test accuracy and sparsity) is judged at each row's "
+    "metric": Param("test_accuracy", "harmonic_mean (of test accuracy and sparsity) and the structured measures "
+                                     "are judged at each row's "
                                      "trade-off point, the goal and configuration of highest validation HM; the "
                                      "others at each goal",
                     choices=("test_accuracy", "pruning_stability", "retrain_gain", "theoretical_speedup",
-                             "harmonic_mean")),
+                             "harmonic_mean", *TRADE_OFF_METRICS)),
     "goals": Param(None, type=list),
     "where": Param(None, "hyperparameter values the claim is judged at (e.g. retrain_epochs = \"5%\"): cells "
                          "selected among those runs only", type=dict),

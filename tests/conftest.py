@@ -124,6 +124,17 @@ TINY_TRAINING = {"model": "resnet1d", "dataset": "mnist1d", "epochs": 2, "batch_
                  "weight_decay": 5e-4, "lr_schedule": {}}
 
 
+def dry_run_every_profile(target: str, results: Path) -> None:
+    """Validate ``target`` and dry-run each of its profiles through the CLI, the printed lines
+    left for the caller's capsys."""
+    from bench.cli import main
+    from bench.manifest import load_all_profiles
+
+    assert main(["validate", target]) == 0
+    for manifest in load_all_profiles(target)[1:]:
+        assert main(["run", target, "--profile", manifest.profile, "--dry-run", "--results", str(results)]) == 0
+
+
 def tiny_training(**training) -> dict:
     """A full training configuration (every default filled in) for resnet1d on MNIST-1D."""
     from bench.manifest import training_config

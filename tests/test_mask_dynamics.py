@@ -5,17 +5,17 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.manifest import load, load_all_profiles
+from bench.manifest import load
 from bench.report.mask_dynamics import DENSE, MASKS, drawn_in, dynamics_points, panels_figure, render_mask_dynamics
 from bench.store import RunStore
+
+from conftest import dry_run_every_profile
 
 TARGET = "fig-mask-dynamics"
 
 
 def test_every_profile_validates_and_dry_runs(tmp_path, capsys):
-    assert main(["validate", TARGET]) == 0
-    for manifest in load_all_profiles(TARGET)[1:]:
-        assert main(["run", TARGET, "--profile", manifest.profile, "--dry-run", "--results", str(tmp_path)]) == 0
+    dry_run_every_profile(TARGET, tmp_path)
     assert "fig-mask-dynamics [cpu]: 4 runs, 0 done, 4 to run (232 epochs)" in capsys.readouterr().out
 
 

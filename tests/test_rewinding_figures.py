@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.manifest import budget_epochs, load, load_all_profiles
+from bench.manifest import budget_epochs, load
 from bench.report.rewinding import (best_points, curve_points, curves_figure, per_iteration, render_rewinding,
                                     speedup_over_baseline)
+
+from conftest import dry_run_every_profile
 
 TARGET = "fig-rewinding"
 ALGORITHM, SPEEDUP = "fig-rewinding-algorithm", "fig-rewinding-speedup"
@@ -18,9 +20,7 @@ PROFILES = ("smoke", "cpu", "paper", "paper-imagenet")
 
 
 def test_every_profile_validates_and_dry_runs(tmp_path, capsys):
-    assert main(["validate", TARGET]) == 0
-    for manifest in load_all_profiles(TARGET)[1:]:
-        assert main(["run", TARGET, "--profile", manifest.profile, "--dry-run", "--results", str(tmp_path)]) == 0
+    dry_run_every_profile(TARGET, tmp_path)
     assert "fig-rewinding [cpu]: 178 runs" in capsys.readouterr().out
 
 

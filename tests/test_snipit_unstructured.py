@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.manifest import load, load_all_profiles
+from bench.manifest import load
 from bench.report.paper import evaluate_claims, reference_table
 from bench.report.select import harmonic_mean, select_cells, select_trade_offs, with_harmonic_means
 from bench.report.trade_off import curve_cells, in_setting, render_trade_off_table, trade_off_table
@@ -18,16 +18,15 @@ from bench.runspec import with_parents
 from bench.store import RunStore
 from schema import ConfigError
 
+from conftest import dry_run_every_profile
+
 TARGET = "table-snipit-unstructured"
 GROUPS = {"after_training": ["HoyerSquare"], "during_training": ["IMP-global", "SNIP-it (during)"],
           "before_training": ["GraSP", "Random", "SNIP", "SNIP-it (before)"]}
 
 
 def test_every_profile_validates_and_dry_runs(tmp_path, capsys):
-    assert main(["validate", TARGET]) == 0
-    for manifest in load_all_profiles(TARGET)[1:]:
-        assert manifest.expand()
-        assert main(["run", TARGET, "--profile", manifest.profile, "--dry-run", "--results", str(tmp_path)]) == 0
+    dry_run_every_profile(TARGET, tmp_path)
     assert f"{TARGET} [cpu]: 72 runs" in capsys.readouterr().out
 
 

@@ -23,6 +23,7 @@ from bench.train import load_state
 from methods.core.masks import mask_of, prunable_modules
 from methods.core.nodes import node_layers, node_sparsity
 from methods.structured.snap_it import keep_top_nodes, node_elasticity
+from methods.structured.structured_random import random_keeps
 from models import build_model
 from models.snipit import ConvNet, classifier, conv_stack
 from schema import ConfigError
@@ -248,9 +249,22 @@ def test_efficient_convnets_refuses_a_fine_tuning_as_long_as_the_budget():
     assert error.value.key == "finetune_epochs"
 
 
+def test_structured_random_drops_ceil_kappa_n_random_nodes_per_layer_and_never_a_whole_layer():
+    # ceil(0.5 * 3) = 2 of each layer's 3 nodes; at 0.9, ceil(2.7) = 3 would empty it: one stays
+    for goal, kept in ((0.5, 1), (0.9, 1), (0.2, 2)):
+        net = efficient_network()
+        with_batches(make_method("structured-random", goal=goal), (torch.ones(4, 1, 2),)).prune(net, goal)
+        assert [3 - len(pruned_rows(m)) for m in node_layers(net)] == [kept, kept]
+        assert not pruned_rows(net[7])
+    torch.manual_seed(0)
+    draws = {tuple(k.tolist()) for _ in range(40) for k in random_keeps([3], 1 / 3)}
+    assert draws == {(False, True, True), (True, False, True), (True, True, False)}
+
+
 # --- through the loop ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, hp", [("snap-it", {"score_batches": 1}), ("efficient-convnets", {"finetune_epochs": 1})])
+@pytest.mark.parametrize("name, hp", [("snap-it", {"score_batches": 1}), ("efficient-convnets", {"finetune_epochs": 1}),
+                                      ("structured-random", {})])
 def test_node_pruning_runs_through_the_loop_to_the_goal_counting_the_smaller_network(train_tiny, name, hp):
     result = train_tiny(name, hp, goal=0.5, epochs=2)
     net = build_model("resnet1d", 10, 1)

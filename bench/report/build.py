@@ -273,28 +273,37 @@ def render_mask_dynamics_figures(manifest: Manifest, records: pd.DataFrame, cell
                          title=title_of(manifest))
 
 
+SELECTED_BY = {"val_harmonic_mean": "validation harmonic mean (HM) of accuracy and weight sparsity",
+               "val_node_harmonic_mean": "validation harmonic mean (HM) of accuracy and node sparsity"}
+
+
 def render_trade_offs(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str], out: Path,
                       store: RunStore) -> None:
     """The SNIP-it paper's table: every row at its trade-off point, grouped by when it prunes,
     the paper's numbers of ``report.reference_setting`` beside ours (trade-off.csv, table.tex,
-    standalone.tex); and its curves, every row in one panel as its Figure 2 (pareto.pdf/png)."""
+    standalone.tex); and its curves, every row in one panel as its Figures 1 and 2
+    (pareto.pdf/png), against node sparsity where the table is ``report.measures`` structured."""
     report = manifest.report
     shown = records[records["label"].isin(labels)]
     reference = in_setting(reference_table(report["reference"]) if report["reference"] else
                            pd.DataFrame(columns=["method", "phase"]), report["reference_setting"], manifest.path)
     paper = ", ".join(map(str, report["reference_setting"].values()))
-    measure = ("validation harmonic mean (HM) of accuracy and weight sparsity" if report["select_by"] ==
-               "val_harmonic_mean" else report["select_by"].replace("_", " "))
+    measure = SELECTED_BY.get(report["select_by"], report["select_by"].replace("_", " "))
+    structured = report["measures"] == "structured"
+    shown_as = ("its weight and node sparsity (%), and the reductions against the unpruned network of the "
+                "inference and training FLOPs, the inference and training time, the CSR disk size and the training "
+                "RAM, the paper's in parentheses" if structured else "its weight sparsity (%) and the HM of the two")
     render_trade_off_table(
-        trade_off_table(select_trade_offs(shown, report["select_by"]), reference, labels, report["groups"]),
+        trade_off_table(select_trade_offs(shown, report["select_by"]), reference, labels, report["groups"],
+                        report["measures"]),
         paper_header=f"Paper: {paper}" if paper else "Paper", out_dir=out, caption=(
             f"{manifest.title} ({manifest.source}). {profile_text(manifest)} Per method, its trade-off point: of "
             f"all its configurations and goal sparsities, the one with the highest mean {measure} over seeds; "
-            "its test accuracy (%) with the 95% interval 1.96 sigma / sqrt(n) over the n seeds, its weight "
-            "sparsity (%) and the HM of the two." + (f" The paper's numbers are those of its {paper} setting."
-                                                     if paper else "")))
-    render_pareto(curve_cells(shown, manifest.goal_sparsities, report["select_by"]), labels=labels, out_dir=out,
-                  title=manifest.title)
+            f"its test accuracy (%) with the 95% interval 1.96 sigma / sqrt(n) over the n seeds, {shown_as}."
+            + (f" The paper's numbers are those of its {paper} setting." if paper else "")))
+    drawn = shown.assign(sparsity=shown["node_sparsity"]) if structured else shown
+    render_pareto(curve_cells(drawn, manifest.goal_sparsities, report["select_by"]), labels=labels, out_dir=out,
+                  title=f"{manifest.title} (x: node sparsity)" if structured else manifest.title)
 
 
 def render_elasticity_figure(manifest: Manifest, records: pd.DataFrame, cells: pd.DataFrame, labels: list[str],

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.manifest import TRADE_OFF_METRICS
 from bench.report.latex import environment
 from bench.report.select import GOAL_TOLERANCE
 from bench.report.table import COLLAPSE_MARK, collapsed
@@ -63,6 +64,12 @@ def standard_error(a: pd.Series, b: pd.Series, metric: str) -> float:
     return math.sqrt(sum(cell[f"{metric}_std"] ** 2 / cell["n_seeds"] for cell in (a, b)))
 
 
+def pruned_nothing(cell: pd.Series) -> bool:
+    """Did the cell's pruning method leave every weight (a search that found no lambda that
+    prunes, say)? A claim won or lost against it says nothing of the method."""
+    return cell.get("method") != "dense" and cell.get("sparsity_max", math.nan) == 0
+
+
 def judge(a: pd.Series, b: pd.Series, metric: str, relation: str = "beats",
           statistic: str = "mean") -> tuple[str, float]:
     """'agree', 'disagree' or 'cannot tell' for "a beats b on metric" (or "a matches b"),
@@ -86,6 +93,9 @@ def collapsed_seeds(cell: pd.Series) -> str:
     return f"{cell['n_collapsed_seeds']:.0f} of {cell['n_seeds']} seeds"
 
 
+# Metrics that are ratios (x), judged as they are; the others are fractions, judged in points.
+RATIOS = ("theoretical_speedup", "train_flops_reduction", "shrunk_inference_speedup", "train_time_reduction",
+          "disk_reduction", "train_memory_reduction")
 CLAIM_COLUMNS = ["claim", "better", "worse", "metric", "verdict", "evidence", "collapse", "spread", "run_ids",
                  "belief", "belief_verdict", "belief_evidence"]
 
@@ -98,11 +108,11 @@ def evaluate_claims(cells: pd.DataFrame, claims: list[dict], goals: list[float],
     belief (what we believe causes a disagreement), the belief's own verdict on the runs that
     test it. A claim with ``where`` (hyperparameter values, such as a retraining budget) is
     judged on ``cells_where(where)``: the cells selected among the runs with those values. A
-    claim on the harmonic mean is judged once, on the ``trade_offs`` (one cell per label, its
-    trade-off point, ``select_trade_offs``)."""
+    claim on the harmonic mean or a structured measure (``TRADE_OFF_METRICS``) is judged once, on
+    the ``trade_offs`` (one cell per label, its trade-off point, ``select_trade_offs``)."""
     def judged(claim: dict) -> dict:
         where = claim.get("where")
-        if claim["metric"] == "harmonic_mean":
+        if claim["metric"] in ("harmonic_mean", *TRADE_OFF_METRICS):
             return verdict_of(trade_offs if trade_offs is not None else cells.iloc[:0], claim, None)
         return verdict_of(cells_where(where) if where and cells_where else cells, claim, goals)
 
@@ -122,7 +132,7 @@ def verdict_of(cells: pd.DataFrame, claim: dict, goals: list[float] | None) -> d
     points). The spread of a goal is each side's statistic and std over its seeds, in the
     evidence's unit, and the two standard errors the difference is held against."""
     metric, statistic = claim["metric"], claim.get("statistic", "mean")
-    scale = 1 if metric == "theoretical_speedup" else 100  # a ratio, or points of a percentage
+    scale = 1 if metric in RATIOS else 100  # a ratio, or points of a percentage
     verdicts, evidence, collapses, spreads, run_ids = [], [], [], [], []
     points = [None] if goals is None else [
         g for g in (claim["goals"] or goals) if any(abs(g - h) < GOAL_TOLERANCE for h in goals)]
@@ -133,10 +143,13 @@ def verdict_of(cells: pd.DataFrame, claim: dict, goals: list[float] | None) -> d
             continue
         better, worse = at_goal.loc[claim["better"]], at_goal.loc[claim["worse"]]
         verdict, diff = judge(better, worse, metric, claim.get("relation", "beats"), statistic)
+        idle = [cell.name for cell in (better, worse) if pruned_nothing(cell)]
+        verdict = "cannot tell" if idle else verdict
         verdicts.append(verdict)
         where = "trade-off" if goal is None else f"{goal * 100:g}%"
         sides = [(side, cell) for side, cell in (("better", better), ("worse", worse)) if collapsed(cell)]
         evidence_sides = [f"{side} side {cell.name} collapsed in {collapsed_seeds(cell)}" for side, cell in sides]
+        evidence_sides += [f"{name} pruned no weight" for name in idle]
         collapses += [f"{cell.name} at {where} ({collapsed_seeds(cell)})" for _, cell in sides]
         evidence.append(f"{where}: {diff * scale:+.2f} ({'; '.join([verdict, *evidence_sides])})")
         spreads.append(f"{where}: " + ", ".join(

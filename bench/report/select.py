@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.manifest import TRADE_OFF_METRICS
 from bench.search import LANDING_TOLERANCE
 
 SPREAD_METRICS = ("test_accuracy", "theoretical_speedup", "sparsity", "pruning_stability", "retrain_gain",
@@ -48,9 +49,14 @@ def harmonic_mean(accuracy, sparsity) -> np.ndarray:
 
 def with_harmonic_means(records: pd.DataFrame) -> pd.DataFrame:
     """The records with ``harmonic_mean`` (of the test accuracy and the sparsity, reported)
-    and ``val_harmonic_mean`` (of the validation accuracy and the sparsity, selected on)."""
+    and ``val_harmonic_mean`` (of the validation accuracy and the sparsity, selected on), and
+    the same two of the node sparsity (``node_harmonic_mean``, ``val_node_harmonic_mean``;
+    NaN for a record without one)."""
+    nodes = records["node_sparsity"] if "node_sparsity" in records else pd.Series(np.nan, index=records.index)
     return records.assign(harmonic_mean=harmonic_mean(records["test_accuracy"], records["sparsity"]),
-                          val_harmonic_mean=harmonic_mean(records["val_accuracy"], records["sparsity"]))
+                          val_harmonic_mean=harmonic_mean(records["val_accuracy"], records["sparsity"]),
+                          node_harmonic_mean=harmonic_mean(records["test_accuracy"], nodes),
+                          val_node_harmonic_mean=harmonic_mean(records["val_accuracy"], nodes))
 
 
 def config_json(hp: dict) -> str:
@@ -109,8 +115,9 @@ def collapse_summary(runs: pd.DataFrame) -> dict:
             "collapsed_layers": ";".join(layers)}
 
 
-def summarize(runs: pd.DataFrame) -> dict:
-    """Provenance and statistics over the seeds of one selected configuration."""
+def summarize(runs: pd.DataFrame, metrics: tuple[str, ...] = SPREAD_METRICS) -> dict:
+    """Provenance and statistics over the seeds of one selected configuration: mean, median,
+    std, min and max of each of the ``metrics`` (NaN where the runs have none)."""
     summary = {
         "method": runs["method"].iloc[0],
         "config": runs["config"].iloc[0],
@@ -118,7 +125,7 @@ def summarize(runs: pd.DataFrame) -> dict:
         "run_ids": " ".join(sorted(runs["run_id"])),
         "val_accuracy_mean": runs["val_accuracy"].astype(float).mean(),
     }
-    for metric in SPREAD_METRICS:
+    for metric in metrics:
         values = runs[metric].astype(float) if metric in runs else pd.Series(np.nan, index=runs.index)
         summary |= {f"{metric}_mean": values.mean(), f"{metric}_median": values.median(), f"{metric}_std": values.std(),
                     f"{metric}_min": values.min(), f"{metric}_max": values.max()}
@@ -149,15 +156,18 @@ def select_trade_offs(records: pd.DataFrame, select_by: str = "val_harmonic_mean
     """One cell per label, its trade-off point: among all its runs, the configuration and goal
     sparsity with the highest mean ``select_by`` over seeds (the SNIP-it paper's Tables 1-4:
     "points are picked using the highest harmonic mean between sparsity and accuracy", here
-    of the validation accuracy). Columns ``CELL_COLUMNS``; ``n_configs`` counts the points."""
+    of the validation accuracy). Columns ``CELL_COLUMNS`` and the statistics of the
+    ``TRADE_OFF_METRICS``; ``n_configs`` counts the points."""
     if select_by == "test_accuracy":
         raise ValueError("configurations must be selected on validation data, not on test accuracy")
     cells = []
     for label, runs in with_configs(records, goal=True).groupby("label", sort=True):
         chosen = best_configuration(runs, select_by)
         cells.append({"label": label, "goal_sparsity": chosen["goal_sparsity"].iloc[0],
-                      "n_configs": runs["config"].nunique(), **summarize(chosen)})
-    return pd.DataFrame(cells, columns=CELL_COLUMNS)
+                      "n_configs": runs["config"].nunique(),
+                      **summarize(chosen, SPREAD_METRICS + TRADE_OFF_METRICS)})
+    extra = [f"{metric}_{stat}" for metric in TRADE_OFF_METRICS for stat in ("mean", "median", "std", "min", "max")]
+    return pd.DataFrame(cells, columns=CELL_COLUMNS + extra)
 
 
 def time_ratios(cells: pd.DataFrame) -> dict[str, float]:

@@ -47,33 +47,59 @@ def in_setting(reference: pd.DataFrame, setting: dict, manifest: Path) -> pd.Dat
     return reference
 
 
-def trade_off_table(trade_offs: pd.DataFrame, reference: pd.DataFrame, labels: list[str],
-                    groups: dict[str, list[str]]) -> pd.DataFrame:
-    """One row per label (those in no group first, as the baseline): its group (the
-    reference's phase), our trade-off point in % (accuracy with its 95% interval, sparsity,
-    HM of the two, the goal) and the paper's numbers of the same method and phase."""
+# The structured table's measures (Tables 1 and 4): our trade-off cell's metric, the reference's
+# column, the header, and whether it is a percentage (else a reduction against the unpruned network).
+STRUCTURED_MEASURES = [
+    ("sparsity", "weight_sparsity", "Weight sparsity (%)", True),
+    ("node_sparsity", "node_sparsity", "Node sparsity (%)", True),
+    ("theoretical_speedup", "flops_inference", "FLOPs, inference", False),
+    ("train_flops_reduction", "flops_train", "FLOPs, training", False),
+    ("shrunk_inference_speedup", "time_inference", "Time, inference", False),
+    ("train_time_reduction", "time_train", "Time, training", False),
+    ("disk_reduction", "disk", "Disk", False),
+    ("train_memory_reduction", "ram", "RAM", False),
+]
+UNSTRUCTURED_MEASURES = [("sparsity", "sparsity", "Sparsity (%)", True),
+                         ("harmonic_mean", "harmonic_mean", "HM", False)]
+
+
+def ordered_phases(labels: list[str], groups: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """(label, phase) in table order: the labels in no group first (the baseline), then each
+    group's."""
     phase_of = {label: phase for phase, members in groups.items() for label in members}
-    ordered = [label for label in labels if label not in phase_of] + [
-        label for members in groups.values() for label in members if label in labels]
+    return [(label, BASELINE) for label in labels if label not in phase_of] + [
+        (label, phase) for phase, members in groups.items() for label in members if label in labels]
+
+
+def trade_off_table(trade_offs: pd.DataFrame, reference: pd.DataFrame, labels: list[str],
+                    groups: dict[str, list[str]], measures: str = "unstructured") -> pd.DataFrame:
+    """One row per label (those in no group first, as the baseline): its group (the
+    reference's phase), our trade-off point (accuracy in % with its 95% interval, the goal,
+    and the ``measures``: weight sparsity and HM, or the structured table's) and the paper's
+    numbers of the same method and phase beside them (``paper_<measure>``)."""
+    shown = STRUCTURED_MEASURES if measures == "structured" else UNSTRUCTURED_MEASURES
     ours = trade_offs.set_index("label")
     rows = []
-    for label in ordered:
-        phase = phase_of.get(label, BASELINE)
+    for label, phase in ordered_phases(labels, groups):
         paper = reference[(reference["method"] == paper_name(label)) & (reference["phase"] == phase)]
         p = paper.iloc[0] if not paper.empty else {}
         row = {"label": label, "phase": phase, "paper_accuracy": p.get("accuracy_mean", math.nan),
-               "paper_accuracy_ci": p.get("accuracy_ci", math.nan), "paper_sparsity": p.get("sparsity", math.nan),
-               "paper_harmonic_mean": p.get("harmonic_mean", math.nan)}
+               "paper_accuracy_ci": p.get("accuracy_ci", math.nan),
+               **{f"paper_{metric}": p.get(column, math.nan) for metric, column, _, _ in shown}}
         if label in ours.index:
             cell = ours.loc[label]
-            accuracy, sparsity = cell["test_accuracy_mean"] * 100, cell["sparsity_mean"] * 100
+            accuracy = cell["test_accuracy_mean"] * 100
             row |= {"goal_sparsity": cell["goal_sparsity"], "n_seeds": cell["n_seeds"], "accuracy": accuracy,
                     "accuracy_ci": confidence_interval(cell["test_accuracy_std"] * 100, cell["n_seeds"]),
-                    "sparsity": sparsity, "harmonic_mean": float(harmonic_mean(accuracy, sparsity)),
+                    **{metric: cell.get(f"{metric}_mean", math.nan) * (100 if percent else 1)
+                       for metric, _, _, percent in shown if metric != "harmonic_mean"},
                     "config": cell["config"], "run_ids": cell["run_ids"]}
+            if measures != "structured":
+                row["harmonic_mean"] = float(harmonic_mean(accuracy, row["sparsity"]))
         rows.append(row)
-    columns = ["label", "phase", "goal_sparsity", "n_seeds", "accuracy", "accuracy_ci", "sparsity", "harmonic_mean",
-               "paper_accuracy", "paper_accuracy_ci", "paper_sparsity", "paper_harmonic_mean", "config", "run_ids"]
+    columns = ["label", "phase", "goal_sparsity", "n_seeds", "accuracy", "accuracy_ci",
+               *(metric for metric, *_ in shown), "paper_accuracy", "paper_accuracy_ci",
+               *(f"paper_{metric}" for metric, *_ in shown), "config", "run_ids"]
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
@@ -81,22 +107,45 @@ def number(value: float, digits: int) -> str:
     return f"{value:.{digits}f}" if math.isfinite(value) else MISSING
 
 
-def table_sections(table: pd.DataFrame, plus_minus: str = PLUS_MINUS) -> list[dict]:
+def reduction(value: float, times: str) -> str:
+    """A reduction against the unpruned network to two significant digits, e.g. 15x, 1.3x, 6e+02x."""
+    return f"{value:.2g}{times}" if math.isfinite(value) else MISSING
+
+
+def table_sections(table: pd.DataFrame, plus_minus: str = PLUS_MINUS, times: str = r"$\times$") -> list[dict]:
     """The table's sections from trade-off.csv's rows: per group, titled "Prunes <phase>" (none
-    for the baseline), each row's texts: ours and the paper's accuracy with its interval,
-    sparsity and HM (the baseline its accuracy only)."""
+    for the baseline), each row's texts (the baseline its accuracy only). Unstructured: ours and
+    the paper's accuracy with its interval, sparsity and HM; structured (a ``node_sparsity``
+    column): per measure, ours with the paper's in parentheses."""
+    structured = "node_sparsity" in table
     sections = []
     for phase, rows in table.groupby("phase", sort=False):
         shown = []
-        for r in rows.itertuples():
+        for r in rows.to_dict("records"):
             baseline = phase == BASELINE
-            shown.append({"label": r.label, "cells": [
-                mean_std(r.accuracy, r.accuracy_ci, 1, 1, plus_minus), "" if baseline else number(r.sparsity, 1),
-                "" if baseline else number(r.harmonic_mean, 1),
-                mean_std(r.paper_accuracy, r.paper_accuracy_ci, 0, 1, plus_minus), "" if baseline else number(r.paper_sparsity, 0),
-                "" if baseline else number(r.paper_harmonic_mean, 0)]})
+            accuracy = mean_std(r["accuracy"], r["accuracy_ci"], 1, 1, plus_minus)
+            paper_accuracy = mean_std(r["paper_accuracy"], r["paper_accuracy_ci"], 0, 1, plus_minus)
+            if structured:
+                cells = [f"{accuracy} ({paper_accuracy})"] + [
+                    "" if baseline else (f"{number(r[m], 1)} ({number(r[f'paper_{m}'], 0)})" if percent else
+                                         f"{reduction(r[m], times)} ({reduction(r[f'paper_{m}'], times)})")
+                    for m, _, _, percent in STRUCTURED_MEASURES]
+            else:
+                cells = [accuracy, "" if baseline else number(r["sparsity"], 1),
+                         "" if baseline else number(r["harmonic_mean"], 1), paper_accuracy,
+                         "" if baseline else number(r["paper_sparsity"], 0),
+                         "" if baseline else number(r["paper_harmonic_mean"], 0)]
+            shown.append({"label": r["label"], "cells": cells})
         sections.append({"title": None if phase == BASELINE else f"Prunes {phase.replace('_', ' ')}", "rows": shown})
     return sections
+
+
+def table_header(table: pd.DataFrame, paper_header: str = "Paper") -> tuple[list[tuple[str, int]], list[str]]:
+    """The column groups (title, span) and headers of the table of trade-off.csv's rows."""
+    if "node_sparsity" in table:
+        return [], ["Accuracy (%)", *(header for _, _, header, _ in STRUCTURED_MEASURES)]
+    names = ["Accuracy (%)", *(header for _, _, header, _ in UNSTRUCTURED_MEASURES)]
+    return [("Ours", 3), (paper_header, 3)], names + names
 
 
 def render_trade_off_table(table: pd.DataFrame, *, caption: str, paper_header: str, out_dir: Path) -> list[Path]:
@@ -105,8 +154,9 @@ def render_trade_off_table(table: pd.DataFrame, *, caption: str, paper_header: s
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "trade-off.csv", index=False)
+    groups, columns = table_header(table, paper_header)
     text = environment().get_template("trade_off.tex.j2").render(caption=caption, sections=table_sections(table),
-                                                                  paper_header=paper_header)
+                                                                  groups=groups, columns=columns)
     return [out_dir / "trade-off.csv", *write_table(text, out_dir)]
 
 
