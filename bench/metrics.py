@@ -161,17 +161,17 @@ def sparsity_report(model: nn.Module, example: torch.Tensor, structured: bool = 
     }
 
 
-def training_flops(model: nn.Module, example: torch.Tensor, samples: int, structured: bool = False) -> float:
-    """Nonzero FLOPs (``flops``) of ``samples`` forward passes at the model's current weights.
-    The SNIP-it paper's training FLOPs (its Figure 16: cumulative over training, against the
-    unpruned baseline's) add this up once per epoch, as the authors' FLOPCounter
+def training_flops_per_sample(model: nn.Module, example: torch.Tensor, structured: bool = False) -> float:
+    """Nonzero FLOPs (``flops``) of one forward pass at the model's current weights. The SNIP-it
+    paper's training FLOPs (its Figure 16: cumulative over training, against the unpruned
+    baseline's) add this times the epoch's samples up once per epoch, as the authors' FLOPCounter
     (models/statistics/Flops.py, ``count_flops``, called by models/trainers/DefaultTrainer.py,
     ``_add_metrics``) multiplies the model's per-sample forward FLOPs at each evaluation by
     the samples seen since the last: forward passes only, no factor for the backward pass
     (a ratio to the baseline's would cancel it). Their counter takes each layer's shape, so a
     mask changes nothing and only a node their structured methods cut out of the tensors
     counts; here every zero weight does, as for the theoretical speedup."""
-    return samples * flops(model, example, structured)[1]
+    return flops(model, example, structured)[1]
 
 
 def resident_bytes() -> float:

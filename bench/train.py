@@ -32,9 +32,10 @@ record judges the final stored model exactly: its masks and stored weights.
 
 The SNIP-it paper's costs (``bench.metrics``) are gathered as cheaply: after every epoch's
 training the forward FLOPs of its samples at the current weights are added up (one
-single-example pass, ``training_flops``) and the memory it took is read (``training_memory``,
+single-example pass, ``training_flops_per_sample``, kept in the history) and the memory it took is read (``training_memory``,
 in the history as ``ram_bytes``); the record has their total and median, and the test
-split's throughput in its last evaluation.
+split's throughput in its last evaluation. A structured run's record also has what its final
+model would cost physically shrunk (``bench.shrunk_costs``, measured when the run ends).
 
 The loop's named steps (training epochs, the method's hooks, batches, evaluations,
 checkpoints, the record) are spans of ``bench.spans``, which the benchmark switches on to
@@ -63,12 +64,16 @@ from methods.core.schedules import Schedule
 from models import build_model
 
 from .data import Dataset, load_dataset
-from .metrics import (capture_weights, collapsed_layers, flops, pruning_stability, sparsity_report, training_flops,
-                      training_memory)
+from .metrics import (capture_weights, collapsed_layers, flops, pruning_stability, sparsity_report,
+                      training_flops_per_sample, training_memory)
 from .runspec import SCHEMA_VERSION, RunSpec
 from .spans import CHECKPOINTS, EVALUATION, RECORDS, START_UP, TRAINING, span, timed, timed_batches, timed_hooks
 
 EVAL_BATCH = 1024
+# what a structured run's final model costs to train and evaluate shrunk (bench.shrunk_costs)
+SHRUNK_COST_COLUMNS = ("train_memory_bytes", "shrunk_train_memory_bytes", "shrunk_train_step_speedup",
+                       "shrunk_inference_speedup", "epochs_at_final_structure", "train_time_reduction",
+                       "train_memory_reduction")
 REINIT_SEED = 1_000_003  # offset of the seed of a reinitialisation's fresh weights from the run's
 
 
@@ -199,12 +204,15 @@ def make_optimizer(method: Method, model: nn.Module) -> torch.optim.Optimizer:
     authors' torch.optim.Adam, utils/model_utils.py and main.py), not AdamW's decoupled one.
     Both update all tensors at once (``foreach``, CUDA's default): on the CPU that is bitwise
     the per-tensor loop's result, in 1/1.3 (SGD) to 1/1.5 (Adam) of its time (bench/perf/findings.md)."""
-    training = method.training
+    return optimizer_of(method.training, method.optimizer_groups(model))
+
+
+def optimizer_of(training: dict, groups: list[dict]) -> torch.optim.Optimizer:
+    """The training configuration's optimizer (``make_optimizer``) over parameter ``groups``."""
     if training["optimizer"] == "adam":
-        return torch.optim.Adam(method.optimizer_groups(model), lr=training["lr"],
-                                weight_decay=training["weight_decay"], foreach=True)
-    return torch.optim.SGD(method.optimizer_groups(model), lr=training["lr"], momentum=training["momentum"],
-                           nesterov=training["nesterov"], weight_decay=training["weight_decay"], foreach=True)
+        return torch.optim.Adam(groups, lr=training["lr"], weight_decay=training["weight_decay"], foreach=True)
+    return torch.optim.SGD(groups, lr=training["lr"], momentum=training["momentum"], nesterov=training["nesterov"],
+                           weight_decay=training["weight_decay"], foreach=True)
 
 
 def train_step(method, model, inputs, targets, optimizer, scaler) -> tuple[torch.Tensor, torch.Tensor]:
@@ -420,7 +428,8 @@ def run_epoch(run: Run, phase: Phase, epoch: int, log) -> None:
     start = time.perf_counter()
     loss, accuracy, seen = train_epoch(run, epoch)
     elapsed = time.perf_counter() - start
-    progress.train_flops += training_flops(run.model, one_example(run), seen, run.method.structured)
+    flops_per_sample = training_flops_per_sample(run.model, one_example(run), run.method.structured)
+    progress.train_flops += seen * flops_per_sample
     memory = training_memory(run.device)
     start = time.perf_counter()
     run.method.end_epoch(run.model, progress.epochs_done)
@@ -435,6 +444,7 @@ def run_epoch(run: Run, phase: Phase, epoch: int, log) -> None:
     progress.history.append({"phase": phase.name, "epoch": progress.epochs_done, "lr": run.schedule(epoch),
                              "train_loss": loss, "train_accuracy": accuracy, "val_accuracy": val,
                              "seconds": progress.train_seconds, "ram_bytes": memory,
+                             "train_flops_per_sample": flops_per_sample,
                              **(run.dynamics.measure(run.model) if run.dynamics is not None else {}),
                              **(phase_end(run) if epoch + 1 == phase.epochs else {})})
     log(f"{phase.name} epoch {epoch + 1}/{phase.epochs}: loss {loss:.4f} train {accuracy:.4f} val {val:.4f}")
@@ -486,9 +496,20 @@ def run_phases(run: Run, log, checkpoint: Path | None, optimizer_state: dict | N
         run.progress.phase, run.progress.epoch = index + 1, 0
 
 
+def structured_costs(run: Run, log) -> dict:
+    """The columns of ``SHRUNK_COST_COLUMNS``: for a structured method, its final model against
+    its physically shrunk copy (``bench.shrunk_costs``, imported here, as it imports
+    Torch-Pruning: only when a structured run ends); NaN for the others."""
+    if not run.method.structured:
+        return dict.fromkeys(SHRUNK_COST_COLUMNS, math.nan)
+    from .shrunk_costs import shrunk_costs
+
+    return shrunk_costs(run, log)
+
+
 @timed(RECORDS)
 def make_record(run: Run, parent_record: dict, test: float, val: float, started: float,
-                test_seconds: float) -> dict:
+                test_seconds: float, log=print) -> dict:
     """The run's record: its configuration, what its method is, its accuracies (final and
     around the last prune), sparsity, collapsed layers (";"-joined names, and where each
     emptied, "end" if only the final model shows it), cost and provenance. ``epochs`` counts
@@ -497,12 +518,15 @@ def make_record(run: Run, parent_record: dict, test: float, val: float, started:
 
     The SNIP-it paper's costs (appendix H), each beside the unpruned baseline's as the paper
     reports them: ``train_flops`` (forward FLOPs of every epoch trained, the parent's included;
-    ``bench.metrics.training_flops``) and ``train_flops_reduction``, the baseline's (the dense
+    ``bench.metrics.training_flops_per_sample``) and ``train_flops_reduction``, the baseline's (the dense
     model's FLOPs over T epochs of the training split) over it; ``ram_bytes``, the median
     over the run's own epochs of the memory each took (``bench.metrics.training_memory``);
     ``inference_images_per_second``, the test split's throughput in its last evaluation
     (``test_seconds`` long; the paper times the inference with CUDA events, the authors'
-    models/trainers/DefaultTrainer.py, ``_batch_iteration``, in their ``validate``)."""
+    models/trainers/DefaultTrainer.py, ``_batch_iteration``, in their ``validate``). For a
+    structured method, the reductions of training time and RAM had the epochs at the final
+    structure trained the physically shrunk network, and its inference speedup
+    (``structured_costs``; ``log`` says where they could not be measured)."""
     spec, method, progress, training = run.spec, run.method, run.progress, run.spec.training
     example = one_example(run)
     before, after, val_after = progress.before, progress.after, progress.val_after
@@ -513,6 +537,7 @@ def make_record(run: Run, parent_record: dict, test: float, val: float, started:
     train_flops = progress.train_flops + parent_record.get(
         "train_flops", parent_record.get("epochs", 0) * run.data.train_size * dense_flops)
     memory = [row["ram_bytes"] for row in progress.history if "ram_bytes" in row]
+    costs = structured_costs(run, log)  # before run_seconds, which counts them
     return {
         "run_id": spec.run_id,
         "parent_run_id": spec.parent.run_id if spec.parent else None,
@@ -550,6 +575,7 @@ def make_record(run: Run, parent_record: dict, test: float, val: float, started:
         if train_flops else math.inf,
         "ram_bytes": float(statistics.median(memory)) if memory else math.nan,  # a float whatever the count
         "inference_images_per_second": run.data.test_size / test_seconds if test_seconds else math.nan,
+        **costs,
         "threads": training["threads"],
         "device": run.device.type,
         "schema_version": SCHEMA_VERSION,
@@ -590,7 +616,7 @@ def train_run(spec: RunSpec, data_root: str | Path, parent: Parent | None = None
         log(f"resumed from {checkpoint}: phase {run.progress.phase}, epoch {run.progress.epoch}")
     run_phases(run, log, checkpoint, saved["optimizer"] if saved else None)
     test, val, test_seconds = final_accuracies(run)
-    record = make_record(run, parent.record if parent is not None else {}, test, val, started, test_seconds)
+    record = make_record(run, parent.record if parent is not None else {}, test, val, started, test_seconds, log)
     history = [*run.progress.history, *run.method.measurements(run.model)]
     state = {key: value.detach().cpu() for key, value in run.model.state_dict().items()}
     return RunResult(record, history, state, run.stored)

@@ -34,7 +34,8 @@ def quiet(line):
 
 
 TIMING = {"train_seconds", "own_train_seconds", "run_seconds", "images_per_second", "ram_bytes",
-          "inference_images_per_second"}
+          "inference_images_per_second", "shrunk_train_step_speedup", "shrunk_inference_speedup",
+          "train_time_reduction"}
 
 
 def assert_same_run(resumed, reference):
