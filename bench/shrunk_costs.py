@@ -133,14 +133,15 @@ def epochs_at_final_structure(history: list[dict], final_flops_per_sample: float
 
 
 def train_time_reduction(epochs: int, at_final: int, speedup: float) -> float:
-    """E / ((E - k) + k / s): the run's E epochs against the same epochs with the k at the final
-    structure trained on the shrunk network, s times faster per step (the unpruned baseline
-    trains E epochs of the full-size network, as the masked run does)."""
+    """E / ((E - k) + k / s): the run's E epochs (its dense parent's included) against the same
+    epochs with the k at the final structure trained on the shrunk network, s times faster per
+    step (the unpruned network trains E epochs in the time the masked run does)."""
     return epochs / (epochs - at_final + at_final / speedup) if epochs else math.nan
 
 
 def train_memory_reduction(full_bytes: float, shrunk_bytes: float, epochs: int, at_final: int) -> float:
-    """The full-size footprint over the median over the run's E epochs of the footprint each
+    """The full-size footprint over the median over the run's E epochs (its dense parent's
+    included) of the footprint each
     would have had: the shrunk network's for the k epochs at the final structure, the
     full-size one for the rest (the paper's RAM is a median over training, appendix H)."""
     if not epochs:
@@ -162,7 +163,7 @@ def shrunk_costs(run: Run, log) -> dict:
     or ``bench.shrink`` cannot shrink the model. The global random state is left as it was."""
     model, training, device = run.model, run.spec.training, run.device
     example = one_example(run)
-    epochs = run.progress.epochs_done
+    epochs = run.progress.epochs_done + (run.parent.record.get("epochs", 0) if run.parent is not None else 0)
     at_final = epochs_at_final_structure(run.progress.history, flops(model, example, structured=True)[1])
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         inputs, targets = training_batch(run)
@@ -174,6 +175,10 @@ def shrunk_costs(run: Run, log) -> dict:
         if empty:
             log(f"shrunk costs not measured: node layers {', '.join(empty)} have no remaining node")
             return costs
+        if not any(not kept_units(module).all() for module in node_layers(model)):
+            # no node pruned: the shrunk network is the full-size one, and timing it would measure noise
+            return {**costs, "shrunk_train_memory_bytes": float(full_bytes), "shrunk_train_step_speedup": 1.0,
+                    "shrunk_inference_speedup": 1.0, "train_time_reduction": 1.0, "train_memory_reduction": 1.0}
         try:
             shrunk = shrink(model, example)
         except ValueError as error:

@@ -115,6 +115,7 @@ def test_where_the_model_does_not_shrink_the_shrunk_columns_are_nan_with_a_log_l
         expected = ("node layers features.3, features.7, features.10, features.14, features.17, head.1, head.5 "
                     "have no remaining node")
     else:
+        keeps[0][0] = False
         monkeypatch.setattr(bench.shrunk_costs, "shrink", refuse)
         expected = "no copy"
     keep_nodes(run.model, keeps, one_example(run))
@@ -125,6 +126,16 @@ def test_where_the_model_does_not_shrink_the_shrunk_columns_are_nan_with_a_log_l
     assert costs["train_memory_bytes"] > 0 and costs["epochs_at_final_structure"] == 2
     assert all(math.isnan(costs[c]) for c in SHRUNK_COST_COLUMNS if c not in ("train_memory_bytes",
                                                                                  "epochs_at_final_structure"))
+
+
+def test_a_structured_run_that_pruned_no_node_costs_what_the_unpruned_network_does(data_root, monkeypatch):
+    run = conv6_run(data_root, hp={"score_batches": 1})
+    trained_at_final_structure(run)
+    monkeypatch.setattr(bench.shrunk_costs, "shrink", refuse)  # nothing to shrink, nothing timed
+    costs = shrunk_costs(run, log=pytest.fail)
+    assert costs["shrunk_train_memory_bytes"] == costs["train_memory_bytes"] > 0
+    assert all(costs[column] == 1.0 for column in ("shrunk_train_step_speedup", "shrunk_inference_speedup",
+                                                   "train_time_reduction", "train_memory_reduction"))
 
 
 def test_a_method_that_prunes_no_nodes_has_nan_costs(data_root):
