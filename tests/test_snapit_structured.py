@@ -25,14 +25,15 @@ GROUPS = {"after_training": ["Effic.ConvN.", "GateDecorators", "Group-HS"], "dur
 
 def test_every_profile_validates_and_dry_runs(tmp_path, capsys):
     dry_run_every_profile(TARGET, tmp_path)
-    assert f"{TARGET} [cpu]: 34 runs" in capsys.readouterr().out
+    assert f"{TARGET} [cpu]: 40 runs" in capsys.readouterr().out
 
 
 def test_the_cpu_profile_fits_twenty_minutes_on_two_cores():
     # a Conv6 epoch on the digits at batch 128 takes about 3.5 s on one core, at 16 (the diagnostic rows)
-    # about 9 s: 304 epochs, about 12 minutes on two
+    # about 9 s: 352 epochs; on two, 8 min 58 s from empty without the EfficientConvNets diagnostic
+    # row, whose 6 runs added 1 min 26 s
     specs = with_parents(load(TARGET, "cpu").expand())
-    assert sum(spec.training["epochs"] for spec in specs) <= 320
+    assert sum(spec.training["epochs"] for spec in specs) <= 360
     assert {spec.training["dataset"] for spec in specs} == {"digits"}
 
 

@@ -50,6 +50,11 @@ def test_the_paper_profile_is_the_papers_setting():
     lambdas = sorted({spec.hp["hoyer_reg"] for spec in specs if spec.label == "HoyerSquare"})
     assert len(lambdas) == 10 and lambdas[0] == 1e-6 and lambdas[-1] == 5.0  # "10 log intervals in [5, 1e-6]"
     assert np.allclose(np.diff(np.log(lambdas)), np.log(5e6) / 9, rtol=2e-3)
+    table2 = {profile: load(TARGET, profile) for profile in ("paper-conv6", "paper-imagenette-resnet18")}
+    assert [(m.training["model"], m.training["dataset"], m.training["batch_size"], m.report["reference_setting"])
+            for m in table2.values()] == [
+        ("snipit-conv6", "cifar10", 512, {"dataset": "CIFAR10", "network": "Conv6"}),
+        ("snipit-resnet18", "imagenette", 128, {"dataset": "Imagenette", "network": "ResNet18"})]
     mnist = load(TARGET, "paper-mnist")
     assert (mnist.training["model"], mnist.training["dataset"], mnist.report["reference_setting"]) == \
         ("snipit-mlp5-28x28", "mnist", {"dataset": "MNIST", "network": "MLP5"})
