@@ -13,6 +13,7 @@ from bench.cli import main
 from bench.manifest import load
 from bench.report.paper import evaluate_claims, reference_table
 from bench.report.select import select_trade_offs, with_harmonic_means
+from bench.report.site import own_table
 from bench.report.trade_off import in_setting, render_trade_off_table, trade_off_table
 from bench.runspec import with_parents
 
@@ -116,6 +117,10 @@ def test_the_structured_table_has_every_measure_with_the_papers_beside(tmp_path)
             r"3$\times$ (5$\times$) & 2.5$\times$ (2$\times$) & 6e+02$\times$ (6e+04$\times$) & "
             r"4.1$\times$ (1.6e+02$\times$) \\") in tex
     assert "Node sparsity" in tex and "Prunes before training" in tex
+    site = own_table("trade_off", tmp_path)  # the site's table: the same cells, in HTML's symbols
+    assert site["header"][:3] == ["Method", "Accuracy (%), ours (paper)", "Weight sparsity (%), ours (paper)"]
+    row = next(row for section in site["sections"] for row in section["rows"] if row["label"] == "SNAP-it")
+    assert row["cells"][3:5] == ["10\u00d7 (11\u00d7)", "10\u00d7 (11\u00d7)"]
 
 
 def test_reductions_are_judged_at_the_trade_off_points_as_ratios_and_never_against_a_method_that_pruned_nothing():
