@@ -14,7 +14,7 @@ from bench.manifest import load
 from bench.report.paper import evaluate_claims, reference_table
 from bench.report.select import select_trade_offs, with_harmonic_means
 from bench.report.site import own_table
-from bench.report.trade_off import in_setting, render_trade_off_table, trade_off_table
+from bench.report.trade_off import in_setting, render_reductions, render_trade_off_table, trade_off_table
 from bench.runspec import with_parents
 
 from conftest import dry_run_every_profile
@@ -117,6 +117,7 @@ def test_the_structured_table_has_every_measure_with_the_papers_beside(tmp_path)
             r"3$\times$ (5$\times$) & 2.5$\times$ (2$\times$) & 6e+02$\times$ (6e+04$\times$) & "
             r"4.1$\times$ (1.6e+02$\times$) \\") in tex
     assert "Node sparsity" in tex and "Prunes before training" in tex
+    assert all(path.stat().st_size > 0 for path in render_reductions(table.reset_index(), out_dir=tmp_path, title=""))
     site = own_table("trade_off", tmp_path)  # the site's table: the same cells, in HTML's symbols
     assert site["header"][:3] == ["Method", "Accuracy (%), ours (paper)", "Weight sparsity (%), ours (paper)"]
     row = next(row for section in site["sections"] for row in section["rows"] if row["label"] == "SNAP-it")
@@ -142,7 +143,8 @@ def test_snapit_structured_smoke_end_to_end(dirs):
     _, reports, where = dirs
     assert main(["run", TARGET, "--profile", "smoke", "--executor", "inline", "--quiet", *where]) == 0
     out = reports / TARGET / "smoke"
-    assert all((out / name).stat().st_size > 0 for name in ("standalone.tex", "pareto.pdf", "claims.csv"))
+    assert all((out / name).stat().st_size > 0 for name in ("standalone.tex", "pareto.pdf", "reductions.pdf",
+                                                             "claims.csv"))
     table = pd.read_csv(out / "trade-off.csv").set_index("label")
     assert set(table.index) == {"Baseline", *(label for members in GROUPS.values() for label in members)}
     assert table.drop("Baseline")["accuracy"].notna().all()

@@ -38,7 +38,7 @@ from .mask_dynamics import dynamics_points, render_mask_dynamics
 from .split_table import render_split_table, select_split_cells
 from .rewinding import DENSE, per_iteration, render_rewinding
 from .paper import evaluate_claims, paper_vs_ours, reference_table, render_paper_vs_ours
-from .trade_off import curve_cells, in_setting, render_trade_off_table, trade_off_table
+from .trade_off import curve_cells, in_setting, render_reductions, render_trade_off_table, trade_off_table
 from .select import select_trade_offs, with_configs, with_harmonic_means
 from .table import goal_header
 
@@ -282,7 +282,8 @@ def render_trade_offs(manifest: Manifest, records: pd.DataFrame, cells: pd.DataF
     """The SNIP-it paper's table: every row at its trade-off point, grouped by when it prunes,
     the paper's numbers of ``report.reference_setting`` beside ours (trade-off.csv, table.tex,
     standalone.tex); and its curves, every row in one panel as its Figures 1 and 2
-    (pareto.pdf/png), against node sparsity where the table is ``report.measures`` structured."""
+    (pareto.pdf/png), against node sparsity where the table is ``report.measures`` structured,
+    whose reductions are also drawn as its Figures 16-21 (reductions.pdf/png)."""
     report = manifest.report
     shown = records[records["label"].isin(labels)]
     reference = in_setting(reference_table(report["reference"]) if report["reference"] else
@@ -293,10 +294,12 @@ def render_trade_offs(manifest: Manifest, records: pd.DataFrame, cells: pd.DataF
     shown_as = ("its weight and node sparsity (%), and the reductions against the unpruned network of the "
                 "inference and training FLOPs, the inference and training time, the CSR disk size and the training "
                 "RAM, the paper's in parentheses" if structured else "its weight sparsity (%) and the HM of the two")
+    table = trade_off_table(select_trade_offs(shown, report["select_by"]), reference, labels, report["groups"],
+                            report["measures"])
+    if structured:
+        render_reductions(table, out_dir=out, title=f"{manifest.title}: reductions against the unpruned network")
     render_trade_off_table(
-        trade_off_table(select_trade_offs(shown, report["select_by"]), reference, labels, report["groups"],
-                        report["measures"]),
-        paper_header=f"Paper: {paper}" if paper else "Paper", out_dir=out, caption=(
+        table, paper_header=f"Paper: {paper}" if paper else "Paper", out_dir=out, caption=(
             f"{manifest.title} ({manifest.source}). {profile_text(manifest)} Per method, its trade-off point: of "
             f"all its configurations and goal sparsities, the one with the highest mean {measure} over seeds; "
             f"its test accuracy (%) with the 95% interval 1.96 sigma / sqrt(n) over the n seeds, {shown_as}."

@@ -15,9 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from schema import ConfigError, closest
 
+from bench.report.figures import _save
 from bench.report.latex import environment
 from bench.report.select import CELL_COLUMNS, harmonic_mean, select_cells, summarize, with_configs
 from bench.report.table import MISSING, PLUS_MINUS, mean_std, write_table
@@ -158,6 +162,31 @@ def render_trade_off_table(table: pd.DataFrame, *, caption: str, paper_header: s
     text = environment().get_template("trade_off.tex.j2").render(caption=caption, sections=table_sections(table),
                                                                   groups=groups, columns=columns)
     return [out_dir / "trade-off.csv", *write_table(text, out_dir)]
+
+
+def render_reductions(table: pd.DataFrame, *, out_dir: Path, title: str) -> list[Path]:
+    """The paper's Figures 16-21 for this setting (``reductions.pdf``/``.png``): a panel per
+    reduction of the structured table (FLOPs, time, disk, RAM), a pair of bars per method, ours
+    and the paper's, on a log scale with the unpruned network at 1."""
+    pruned = table[table["phase"] != BASELINE]
+    measures = [(metric, header) for metric, _, header, percent in STRUCTURED_MEASURES if not percent]
+    rows = np.arange(len(pruned))
+    with sns.axes_style("whitegrid"):
+        fig = Figure(figsize=(12, 1.5 + 0.9 * len(pruned)), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(2, len(measures) // 2, sharey=True).flatten()
+    ours, paper = sns.color_palette("colorblind", 2)
+    for ax, (metric, header) in zip(axes, measures):
+        ax.barh(rows - 0.2, pruned[metric], height=0.4, color=ours, label="ours")
+        ax.barh(rows + 0.2, pruned[f"paper_{metric}"], height=0.4, color=paper, label="paper")
+        ax.axvline(1, color="black", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_title(f"{header} (reduction)")
+    axes[0].set_yticks(rows, pruned["label"])
+    axes[0].invert_yaxis()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2)
+    fig.suptitle(title)
+    return _save(fig, out_dir, "reductions")
 
 
 def curve_cells(records: pd.DataFrame, goals: list[float], select_by: str) -> pd.DataFrame:
