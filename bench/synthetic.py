@@ -10,6 +10,7 @@ import random
 from methods import METHODS
 
 from .runspec import SCHEMA_VERSION, RunSpec
+from .train import SHRUNK_COST_COLUMNS
 
 
 def synthetic_record(spec: RunSpec, rng: random.Random) -> dict:
@@ -60,6 +61,7 @@ def synthetic_record(spec: RunSpec, rng: random.Random) -> dict:
         "train_flops_reduction": 1 / (1 - sparsity * 0.5),
         "ram_bytes": rng.uniform(5e8, 9e8),
         "inference_images_per_second": rng.uniform(5000, 10000),
+        **dict.fromkeys(SHRUNK_COST_COLUMNS, math.nan),  # measured for structured methods only
         "threads": spec.training["threads"],
         "device": "cpu",
         "schema_version": SCHEMA_VERSION,

@@ -76,6 +76,7 @@ RESUMED = [
      [2]),                                                        # its kept weights, between its two steps
     ("random-init", {}, [3]),
     ("snap-it", {"score_batches": 1}, [3]),
+    ("structured-random", {}, [3]),
     ("efficient-convnets", {"finetune_epochs": 1}, [2]),       # trained, its prune the first thing resumed
     ("group-hs", {"hoyer_reg": 1e-3, "finetune_fraction": 0.5}, [2, 3]),  # at its threshold, then in FT
     ("gate-decorators", {"tick_tock_epochs": 4, "step": 89, "tick_epochs": 1, "tock_epochs": 1, "score_batches": 1},
