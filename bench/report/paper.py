@@ -130,7 +130,8 @@ def verdict_of(cells: pd.DataFrame, claim: dict, goals: list[float] | None) -> d
     """The verdict, evidence, collapsed cells, seed spread and run ids of "better beats worse
     on metric" over the goals (None: once, on cells that are one per label, the trade-off
     points). The spread of a goal is each side's statistic and std over its seeds, in the
-    evidence's unit, and the two standard errors the difference is held against."""
+    evidence's unit, and the two standard errors the difference is held against. A side whose
+    method pruned no weight (``pruned_nothing``) makes its goal "cannot tell"."""
     metric, statistic = claim["metric"], claim.get("statistic", "mean")
     scale = 1 if metric in RATIOS else 100  # a ratio, or points of a percentage
     verdicts, evidence, collapses, spreads, run_ids = [], [], [], [], []
