@@ -141,9 +141,9 @@ def train_time_reduction(epochs: int, at_final: int, speedup: float) -> float:
 
 def train_memory_reduction(full_bytes: float, shrunk_bytes: float, epochs: int, at_final: int) -> float:
     """The full-size footprint over the median over the run's E epochs (its dense parent's
-    included) of the footprint each
-    would have had: the shrunk network's for the k epochs at the final structure, the
-    full-size one for the rest (the paper's RAM is a median over training, appendix H)."""
+    included) of the footprint each would have had: the shrunk network's for the k epochs at
+    the final structure, the full-size one for the rest (the paper's RAM is a median over
+    training, appendix H)."""
     if not epochs:
         return math.nan
     return full_bytes / statistics.median([shrunk_bytes] * at_final + [full_bytes] * (epochs - at_final))
@@ -160,37 +160,38 @@ def shrunk_costs(run: Run, log) -> dict:
     """The columns of ``SHRUNK_COST_COLUMNS`` for the final model of a structured run (module
     docstring). The full-size footprint and the epochs at the final structure are always
     measured; the rest is NaN, with a line in ``log``, where a node layer has no remaining node
-    or ``bench.shrink`` cannot shrink the model. The global random state is left as it was."""
+    or ``bench.shrink`` cannot shrink the model. A model that pruned no node is its own shrunk
+    copy: its speedups are 1, not timed (which would measure noise). The global random state
+    is left as it was."""
     model, training, device = run.model, run.spec.training, run.device
     example = one_example(run)
     epochs = run.progress.epochs_done + (run.parent.record.get("epochs", 0) if run.parent is not None else 0)
     at_final = epochs_at_final_structure(run.progress.history, flops(model, example, structured=True)[1])
+    kept = {module: kept_units(module) for module in node_layers(model)}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         inputs, targets = training_batch(run)
         full_bytes = train_footprint(model, inputs, targets, optimizer_states(training))
         costs = {**dict.fromkeys(SHRUNK_COST_COLUMNS, math.nan), "train_memory_bytes": float(full_bytes),
                  "epochs_at_final_structure": float(at_final)}
-        empty = [name for name, module in model.named_modules() if module in node_layers(model)
-                 and not kept_units(module).any()]
+        empty = [name for name, module in model.named_modules() if module in kept and not kept[module].any()]
         if empty:
             log(f"shrunk costs not measured: node layers {', '.join(empty)} have no remaining node")
             return costs
-        if not any(not kept_units(module).all() for module in node_layers(model)):
-            # no node pruned: the shrunk network is the full-size one, and timing it would measure noise
-            return {**costs, "shrunk_train_memory_bytes": float(full_bytes), "shrunk_train_step_speedup": 1.0,
-                    "shrunk_inference_speedup": 1.0, "train_time_reduction": 1.0, "train_memory_reduction": 1.0}
-        try:
-            shrunk = shrink(model, example)
-        except ValueError as error:
-            log(f"shrunk costs not measured: {error}")
-            return costs
-        shrunk_bytes = train_footprint(shrunk, inputs, targets, optimizer_states(training))
-        full_step, shrunk_step = step_seconds([model, shrunk], inputs, targets, training, device)
-        full_test, shrunk_test = inference_seconds([model, shrunk], run)
-    speedup = full_step / shrunk_step
+        if all(units.all() for units in kept.values()):
+            shrunk_bytes, speedup, inference_speedup = full_bytes, 1.0, 1.0
+        else:
+            try:
+                shrunk = shrink(model, example)
+            except ValueError as error:
+                log(f"shrunk costs not measured: {error}")
+                return costs
+            shrunk_bytes = train_footprint(shrunk, inputs, targets, optimizer_states(training))
+            full_step, shrunk_step = step_seconds([model, shrunk], inputs, targets, training, device)
+            full_test, shrunk_test = inference_seconds([model, shrunk], run)
+            speedup, inference_speedup = full_step / shrunk_step, full_test / shrunk_test
     return {**costs,
             "shrunk_train_memory_bytes": float(shrunk_bytes),
             "shrunk_train_step_speedup": speedup,
-            "shrunk_inference_speedup": full_test / shrunk_test,
+            "shrunk_inference_speedup": inference_speedup,
             "train_time_reduction": train_time_reduction(epochs, at_final, speedup),
             "train_memory_reduction": train_memory_reduction(full_bytes, shrunk_bytes, epochs, at_final)}

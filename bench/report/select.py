@@ -22,9 +22,17 @@ from bench.search import LANDING_TOLERANCE
 SPREAD_METRICS = ("test_accuracy", "theoretical_speedup", "sparsity", "pruning_stability", "retrain_gain",
                   "harmonic_mean")
 MEAN_METRICS = ("train_seconds", "images_per_second", "accuracy_before_prune", "accuracy_after_prune")
+SPREAD_STATISTICS = ("mean", "median", "std", "min", "max")
+
+
+def spread_columns(metrics: tuple[str, ...]) -> list[str]:
+    """The columns ``summarize`` writes for ``metrics``: each one's ``SPREAD_STATISTICS``."""
+    return [f"{metric}_{stat}" for metric in metrics for stat in SPREAD_STATISTICS]
+
+
 CELL_COLUMNS = [
     "label", "method", "goal_sparsity", "config", "n_configs", "n_seeds", "run_ids", "val_accuracy_mean",
-    *(f"{metric}_{stat}" for metric in SPREAD_METRICS for stat in ("mean", "median", "std", "min", "max")),
+    *spread_columns(SPREAD_METRICS),
     *(f"{metric}_mean" for metric in MEAN_METRICS),
     "n_collapsed_seeds", "collapsed_layers",
 ]
@@ -127,8 +135,7 @@ def summarize(runs: pd.DataFrame, metrics: tuple[str, ...] = SPREAD_METRICS) -> 
     }
     for metric in metrics:
         values = runs[metric].astype(float) if metric in runs else pd.Series(np.nan, index=runs.index)
-        summary |= {f"{metric}_mean": values.mean(), f"{metric}_median": values.median(), f"{metric}_std": values.std(),
-                    f"{metric}_min": values.min(), f"{metric}_max": values.max()}
+        summary |= {f"{metric}_{stat}": getattr(values, stat)() for stat in SPREAD_STATISTICS}
     for metric in MEAN_METRICS:
         summary[f"{metric}_mean"] = runs[metric].astype(float).mean() if metric in runs else np.nan
     return summary | collapse_summary(runs)
@@ -166,8 +173,7 @@ def select_trade_offs(records: pd.DataFrame, select_by: str = "val_harmonic_mean
         cells.append({"label": label, "goal_sparsity": chosen["goal_sparsity"].iloc[0],
                       "n_configs": runs["config"].nunique(),
                       **summarize(chosen, SPREAD_METRICS + TRADE_OFF_METRICS)})
-    extra = [f"{metric}_{stat}" for metric in TRADE_OFF_METRICS for stat in ("mean", "median", "std", "min", "max")]
-    return pd.DataFrame(cells, columns=CELL_COLUMNS + extra)
+    return pd.DataFrame(cells, columns=CELL_COLUMNS + spread_columns(TRADE_OFF_METRICS))
 
 
 def time_ratios(cells: pd.DataFrame) -> dict[str, float]:

@@ -44,6 +44,7 @@ from ..manifest import Manifest, manifest_dir
 from ..runlist import RunList, current_runs, read_methods
 from ..store import HISTORY, RunStore
 from .aimp import table_rows as aimp_rows
+from .trade_off import is_structured
 from .trade_off import table_header as trade_off_header
 from .trade_off import table_sections as trade_off_sections
 from .build import profile_text
@@ -153,7 +154,7 @@ def own_table(kind: str, report: Path) -> dict | None:
         return None
     if kind == "aimp":
         return {"header": header, "note": note, "sections": [{"title": None, "rows": aimp_rows(table)}]}
-    if "node_sparsity" in table:  # the structured table: ours with the paper's in parentheses
+    if is_structured(table):  # ours with the paper's in parentheses
         header, note = ["Method", *(f"{name}, ours (paper)" for name in trade_off_header(table)[1])], STRUCTURED_NOTE
     return {"header": header, "note": note, "sections": trade_off_sections(table, PLUS_MINUS, TIMES)}
 

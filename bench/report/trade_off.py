@@ -67,6 +67,11 @@ UNSTRUCTURED_MEASURES = [("sparsity", "sparsity", "Sparsity (%)", True),
                          ("harmonic_mean", "harmonic_mean", "HM", False)]
 
 
+def is_structured(table: pd.DataFrame) -> bool:
+    """Is a table of trade-off.csv's rows the structured one (it has node sparsity)?"""
+    return "node_sparsity" in table
+
+
 def ordered_phases(labels: list[str], groups: dict[str, list[str]]) -> list[tuple[str, str]]:
     """(label, phase) in table order: the labels in no group first (the baseline), then each
     group's."""
@@ -121,7 +126,7 @@ def table_sections(table: pd.DataFrame, plus_minus: str = PLUS_MINUS, times: str
     for the baseline), each row's texts (the baseline its accuracy only). Unstructured: ours and
     the paper's accuracy with its interval, sparsity and HM; structured (a ``node_sparsity``
     column): per measure, ours with the paper's in parentheses."""
-    structured = "node_sparsity" in table
+    structured = is_structured(table)
     sections = []
     for phase, rows in table.groupby("phase", sort=False):
         shown = []
@@ -146,7 +151,7 @@ def table_sections(table: pd.DataFrame, plus_minus: str = PLUS_MINUS, times: str
 
 def table_header(table: pd.DataFrame, paper_header: str = "Paper") -> tuple[list[tuple[str, int]], list[str]]:
     """The column groups (title, span) and headers of the table of trade-off.csv's rows."""
-    if "node_sparsity" in table:
+    if is_structured(table):
         return [], ["Accuracy (%)", *(header for _, _, header, _ in STRUCTURED_MEASURES)]
     names = ["Accuracy (%)", *(header for _, _, header, _ in UNSTRUCTURED_MEASURES)]
     return [("Ours", 3), (paper_header, 3)], names + names
