@@ -217,4 +217,7 @@ class RunStore:
         broken = {run_id: error for run_id, (_, error) in read_back.items() if error is not None}
         if not tables:
             return pd.DataFrame(), broken
-        return pyarrow.concat_tables(tables, promote_options="default").to_pandas(), broken
+        try:
+            return pyarrow.concat_tables(tables, promote_options="default").to_pandas(), broken
+        except pyarrow.ArrowTypeError:  # a name two methods type differently (mask_dynamics: a fraction, a flag)
+            return pd.concat([table.to_pandas() for table in tables], ignore_index=True), broken

@@ -50,6 +50,20 @@ def test_records_stored_before_a_column_existed_load_beside_newer_ones(tmp_path)
     assert "ram_bytes" not in history(old.run_id, results=tmp_path)
 
 
+def test_one_hyperparameter_name_with_two_types_in_two_methods_collects(tmp_path):
+    """Dense's mask_dynamics is a pruning fraction, rewinding's a flag: a grid of both (make
+    reproduce-all) still collects, each record keeping its value."""
+    store = RunStore(tmp_path)
+    fraction, flag = tiny_spec("dense", seed=0), tiny_spec("dense", seed=1)
+    store.write_run(fraction, synthetic_record(fraction, random.Random(0)) | {"hp_mask_dynamics": 0.2},
+                    [{"epoch": 1}], {}, "fraction")
+    store.write_run(flag, synthetic_record(flag, random.Random(1)) | {"hp_mask_dynamics": True},
+                    [{"epoch": 1}], {}, "flag")
+    table, broken = store.collect([fraction.run_id, flag.run_id])
+    assert broken == {}
+    assert table.set_index("run_id")["hp_mask_dynamics"].to_dict() == {fraction.run_id: 0.2, flag.run_id: True}
+
+
 def test_history_of_an_unknown_run_says_where_it_looked(tmp_path):
     with pytest.raises(FileNotFoundError, match="no finished run abc under"):
         history("abc", results=tmp_path)
