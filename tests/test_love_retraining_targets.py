@@ -21,13 +21,13 @@ def dense_ids(target: str, profile: str) -> set[str]:
 def test_the_cpu_profiles_train_as_the_headline_at_twice_its_budget():
     """T = 24 with the milestones at 11 and 22, where the headline cuts T to 12 for its 12
     minutes; the dense runs are those of table-retrain-schedules."""
-    twelve = load("table-imp-vs-stable", "cpu").training
-    headline = {**twelve, "epochs": 24, "lr_schedule": {**twelve["lr_schedule"], "milestones": [11, 22]}}
-    assert load("table-bimp-vs-gmp", "cpu").training == headline
+    headline = load("table-imp-vs-stable", "cpu").training
+    at_24 = {**headline, "epochs": 24, "lr_schedule": {**headline["lr_schedule"], "milestones": [11, 22]}}
+    assert load("table-bimp-vs-gmp", "cpu").training == at_24
     assert dense_ids("table-bimp-vs-gmp", "cpu") <= dense_ids("table-retrain-schedules", "cpu")
     # the figure budgets the initial training: the same training but for its linear decay
     figure = load("fig-budget-initial-training", "cpu").training
-    assert figure == {**headline, "lr_schedule": {**headline["lr_schedule"], "kind": "linear", "milestones": []}}
+    assert figure == {**at_24, "lr_schedule": {**at_24["lr_schedule"], "kind": "linear", "milestones": []}}
 
 
 def test_the_figure_varies_the_initial_training_and_retrains_in_absolute_epochs():
