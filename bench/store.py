@@ -5,10 +5,12 @@ A finished run holds config.json, history.parquet, record.parquet (one row), mod
 epochs its method asked for, by epoch, for the runs that rewind to them) and log.txt. A failed run holds
 config.json and failed.json (the traceback). Either appears atomically: it is written into
 a temporary sibling and renamed into place. Consolidated tables are always rebuilt from
-the run directories.
+the run directories: a record is read once and kept in ``results/.collected``, which is
+trusted only while the record's file is the one it was read from.
 """
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -29,6 +31,8 @@ PARENTS_KEPT = 4  # dense runs a worker keeps read (of at most PARENT_BYTES each
 PARENT_BYTES = 256 * 2 ** 20
 RECORD, HISTORY, MODEL, CONFIG, LOG, FAILED = (
     "record.parquet", "history.parquet", "model.pt", "config.json", "log.txt", "failed.json")
+COLLECTED = ".collected"  # under the results folder: the records collected so far (RecordCache)
+STAMP = "_record_file"  # a cached record's column: the digest of the file it was read from (file_stamp)
 
 
 _parents_read: dict[tuple[str, int], dict] = {}  # by (path, mtime): what torch.load gave, oldest first
@@ -201,8 +205,10 @@ class RunStore:
         return pd.read_parquet(self.run_dir(run_id) / RECORD).iloc[0].to_dict()
 
     def collect(self, run_ids) -> tuple[pd.DataFrame, dict[str, str]]:
-        """Records of the given finished runs, and the unreadable ones with the reason. Records
-        are read by a few threads (the parquet reader releases the GIL) and joined once."""
+        """Records of the given finished runs, in the order given, and the unreadable ones with
+        the reason. A record read once is kept in ``results/.collected`` (``RecordCache``) and
+        taken from there while its file is unchanged; the others are read by a few threads (the
+        parquet reader releases the GIL) and added to it."""
         def read(run_id: str):
             path = self.run_dir(run_id) / RECORD
             try:
@@ -210,14 +216,99 @@ class RunStore:
             except (OSError, pyarrow.ArrowException) as error:
                 return None, f"{path}: {error}"
 
-        done = [run_id for run_id in dict.fromkeys(run_ids) if self.is_done(run_id)]
+        asked = list(dict.fromkeys(run_ids))
+        cache = RecordCache(self.results / COLLECTED)
         with ThreadPoolExecutor(READERS) as pool:
-            read_back = dict(zip(done, pool.map(read, done)))
-        tables = [table for table, _ in read_back.values() if table is not None]
+            stamps = {run_id: stamp for run_id, stamp in
+                      zip(asked, pool.map(lambda run_id: file_stamp(self.run_dir(run_id) / RECORD), asked))
+                      if stamp is not None}
+            found = cache.find(stamps)
+            missing = [run_id for run_id in stamps if run_id not in found]
+            read_back = dict(zip(missing, pool.map(read, missing)))
         broken = {run_id: error for run_id, (_, error) in read_back.items() if error is not None}
-        if not tables:
+        found.update(cache.add({run_id: (table, stamps[run_id]) for run_id, (table, _) in read_back.items()
+                                if table is not None}))
+        order = [run_id for run_id in stamps if run_id in found]
+        if not order:
             return pd.DataFrame(), broken
+        tables = cache.take(order, found)
         try:
-            return pyarrow.concat_tables(tables, promote_options="default").to_pandas(), broken
+            frame = pyarrow.concat_tables(tables, promote_options="default").to_pandas()
         except pyarrow.ArrowTypeError:  # a name two methods type differently (mask_dynamics: a fraction, a flag)
-            return pd.concat([table.to_pandas() for table in tables], ignore_index=True), broken
+            frame = pd.concat([table.to_pandas() for table in tables], ignore_index=True)
+        position = {run_id: i for i, run_id in enumerate(order)}
+        return frame.iloc[frame["run_id"].map(position).argsort()].reset_index(drop=True), broken
+
+
+def file_stamp(path: Path) -> str | None:
+    """A digest of the file's bytes, None if there is no file. (Its inode, time and size
+    would be cheaper, but a run written again within a clock tick can have all three alike.)"""
+    try:
+        return hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+class RecordCache:
+    """Records already read, as shards ``<folder>/<schema hash>.parquet``: the records of one
+    shard have the same columns and types, and each row the ``STAMP`` of the record file it
+    was read from. A row counts only while that file is unchanged. Shards are written aside
+    and renamed into place, so readers never see half of one; a shard that does not read is
+    passed over, and one that cannot be written is left out: the cache only ever saves time."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.shards: dict[str, pyarrow.Table] = {}
+        for path in sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
+            try:
+                self.shards[path.stem] = pq.read_table(path)
+            except (OSError, pyarrow.ArrowException):
+                continue
+
+    def find(self, stamps: dict[str, str]) -> dict[str, tuple[str, int]]:
+        """run_id -> (shard, row) of the runs whose record is cached as ``stamps`` has its file."""
+        found = {}
+        for name, shard in self.shards.items():
+            for row, (run_id, stamp) in enumerate(zip(shard["run_id"].to_pylist(), shard[STAMP].to_pylist())):
+                if stamps.get(run_id) == stamp:
+                    found[run_id] = (name, row)
+        return found
+
+    def add(self, read: dict[str, tuple[pyarrow.Table, str]]) -> dict[str, tuple[str, int]]:
+        """Add records just read (run_id -> (table, stamp)), replacing older rows of the same
+        runs, and write the shards that changed; returns where each one now is."""
+        by_shard: dict[str, list] = {}
+        for run_id, (table, stamp) in read.items():
+            table = table.replace_schema_metadata(None)
+            table = table.append_column(STAMP, pyarrow.array([stamp], pyarrow.string()))
+            name = hashlib.sha256(table.schema.to_string().encode()).hexdigest()[:16]
+            by_shard.setdefault(name, []).append((run_id, table))
+        where = {}
+        for name, added in by_shard.items():
+            ids = {run_id for run_id, _ in added}
+            kept = self.shards.get(name)
+            if kept is not None:
+                kept = kept.filter(pyarrow.array([run_id not in ids for run_id in kept["run_id"].to_pylist()]))
+            shard = pyarrow.concat_tables([*([kept] if kept is not None else []), *(table for _, table in added)])
+            start = shard.num_rows - len(added)
+            where.update({run_id: (name, start + i) for i, (run_id, _) in enumerate(added)})
+            self.shards[name] = shard
+            self.write(name, shard)
+        return where
+
+    def write(self, name: str, shard: pyarrow.Table) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = self.folder / f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+            pq.write_table(shard, tmp)
+            os.replace(tmp, self.folder / f"{name}.parquet")
+        except OSError:
+            return
+
+    def take(self, run_ids: list[str], where: dict[str, tuple[str, int]]) -> list[pyarrow.Table]:
+        """The cached records of ``run_ids``, one table per shard, without their stamps."""
+        rows: dict[str, list[int]] = {}
+        for run_id in run_ids:
+            name, row = where[run_id]
+            rows.setdefault(name, []).append(row)
+        return [self.shards[name].take(pyarrow.array(picked)).drop_columns([STAMP]) for name, picked in rows.items()]

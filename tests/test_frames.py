@@ -2,9 +2,12 @@
 
 import math
 import random
+import shutil
 import subprocess
 import sys
 
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from bench import history, records
@@ -72,3 +75,41 @@ def test_history_of_an_unknown_run_says_where_it_looked(tmp_path):
 def test_importing_the_package_loads_no_pandas():
     code = "import sys, bench; assert 'pandas' not in sys.modules; bench.records; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def stored(store: RunStore, seeds, **extra) -> list:
+    specs = [tiny_spec("dense", seed=seed) for seed in seeds]
+    for spec in specs:
+        store.write_run(spec, synthetic_record(spec, random.Random(spec.seed)) | extra, [{"epoch": 1}], {}, "")
+    return specs
+
+
+def test_records_collected_again_come_from_the_cache_in_the_order_asked(tmp_path, monkeypatch):
+    store = RunStore(tmp_path)
+    specs = stored(store, range(4))
+    first, _ = store.collect(spec.run_id for spec in specs)
+    monkeypatch.setattr("bench.store.pq.ParquetFile", lambda path: pytest.fail(f"{path} read again"))
+    asked = [specs[2].run_id, specs[0].run_id, specs[3].run_id]
+    again, broken = store.collect(asked)
+    assert broken == {} and list(again["run_id"]) == asked
+    pd.testing.assert_frame_equal(again, first.set_index("run_id").loc[asked].reset_index()[list(first.columns)])
+
+
+def test_a_record_written_again_after_it_was_collected_is_read_again(tmp_path):
+    store = RunStore(tmp_path)
+    spec, = stored(store, [0], test_accuracy=0.5)
+    assert store.collect([spec.run_id])[0]["test_accuracy"].tolist() == [0.5]
+    shutil.rmtree(store.run_dir(spec.run_id))
+    stored(store, [0], test_accuracy=0.75)
+    assert store.collect([spec.run_id])[0]["test_accuracy"].tolist() == [0.75]
+
+
+def test_a_cache_that_does_not_read_is_passed_over_and_written_anew(tmp_path):
+    store = RunStore(tmp_path)
+    specs = stored(store, range(2), test_accuracy=0.5)
+    store.collect([specs[0].run_id])
+    shard, = (tmp_path / ".collected").glob("*.parquet")
+    shard.write_bytes(b"not parquet")
+    table, broken = store.collect(spec.run_id for spec in specs)
+    assert broken == {} and table["test_accuracy"].tolist() == [0.5, 0.5]
+    assert len(pq.read_table(shard)) == 2
