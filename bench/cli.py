@@ -156,9 +156,11 @@ def cmd_run(args) -> int:
     from .manifest import load
     from .runlist import remember
     from .store import RunStore
+    from .train import checkpoint_seconds
 
     manifests = [load(target, args.profile) for target in chosen_targets(args)]
     check_executor(args.executor)
+    checkpoint_seconds()  # a bad $PRUNEBENCH_CHECKPOINT_SECONDS is an error before anything runs
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"must be at least 1, got {args.jobs}", key="--jobs")
     if args.no_wait and args.executor != "slurm":

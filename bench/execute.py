@@ -117,7 +117,7 @@ def alive(pid: int) -> bool:
 def end_with(owner: int, every: float = 1.0) -> None:
     """Watch process ``owner`` from a daemon thread and end this process when it is gone, so
     that local workers never outlive a killed ``prunebench`` (their runs resume from their
-    last epoch checkpoint next time)."""
+    last checkpoint next time)."""
     def watch():
         while alive(owner):
             time.sleep(every)

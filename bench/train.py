@@ -14,7 +14,9 @@ last history row of every phase has the model's test accuracy and sparsity repor
 method's ``measurements`` of the final model end it. A loss
 that becomes NaN or infinite stops the run and marks it ``diverged``.
 
-Given a checkpoint path, the run writes a checkpoint at the end of every epoch: its run id,
+Given a checkpoint path, the run writes a checkpoint at the end of an epoch once
+``$PRUNEBENCH_CHECKPOINT_SECONDS`` (default 60; 0: every epoch) have passed since it started
+or last wrote one, so that short epochs do not spend their time saving: its run id,
 the model's state dict, the method's ``state_dict()``, the optimizer, scaler, generator and
 RNG states, its ``Progress``, the weights stored so far and the mask dynamics' last mask, all tensors and plain values, read back with
 ``weights_only=True``. A preempted run resumes from it and ends with the record and weights
@@ -62,6 +64,7 @@ from methods.core.dynamics import MaskDynamics
 from methods.core.masks import PruneEvent, apply_masks, clip_gradient_norm, mask_of
 from methods.core.schedules import Schedule
 from models import build_model
+from schema import ConfigError
 
 from .data import Dataset, load_dataset
 from .metrics import (capture_weights, collapsed_layers, flops, pruning_stability, sparsity_report,
@@ -70,6 +73,7 @@ from .runspec import SCHEMA_VERSION, RunSpec
 from .spans import CHECKPOINTS, EVALUATION, RECORDS, START_UP, TRAINING, span, timed, timed_batches, timed_hooks
 
 EVAL_BATCH = 1024
+CHECKPOINT_SECONDS = "PRUNEBENCH_CHECKPOINT_SECONDS"  # the environment variable of ``checkpoint_seconds``
 # what a structured run's final model costs to train and evaluate shrunk (bench.shrunk_costs)
 SHRUNK_COST_COLUMNS = ("train_memory_bytes", "shrunk_train_memory_bytes", "shrunk_train_step_speedup",
                        "shrunk_inference_speedup", "epochs_at_final_structure", "train_time_reduction",
@@ -149,6 +153,7 @@ class Run:
     parent: Parent | None = None
     stored: dict[int, dict] = field(default_factory=dict)
     dynamics: MaskDynamics | None = None
+    checkpointed: float = field(default_factory=time.monotonic)  # when it started or last wrote a checkpoint
 
 
 @lru_cache(maxsize=1)
@@ -277,6 +282,21 @@ def build_run(spec: RunSpec, data: Dataset, device: torch.device, parent: Parent
     return Run(spec, data, device, method, model, generator, scaler, parent=parent, dynamics=dynamics)
 
 
+def checkpoint_seconds() -> float:
+    """The least seconds between two checkpoints of a run: ``$PRUNEBENCH_CHECKPOINT_SECONDS``,
+    60 by default. A preempted run loses at most this and one epoch; a checkpoint of the
+    1D ResNet takes about 1% of its 0.5-second epoch, so on the CPU profiles one after
+    every epoch cost 1.7% of the workers' time (bench/perf/findings.md)."""
+    value = os.environ.get(CHECKPOINT_SECONDS, "60")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not seconds >= 0:
+        raise ConfigError(f"must be a number of seconds, 0 or more, got {value!r}", key=f"${CHECKPOINT_SECONDS}")
+    return seconds
+
+
 @timed(CHECKPOINTS)
 def save_checkpoint(path: Path, run: Run) -> None:
     """Write the run's checkpoint, plain values and tensors only, aside and move it into
@@ -393,6 +413,18 @@ def rewind(run: Run, phase: Phase, log) -> None:
         log(f"{phase.name}: weights rewound to epoch {phase.rewinds_to} of the dense run")
 
 
+def accuracy_so_far(run: Run) -> float:
+    """The test accuracy of the model as the phase under way finds it: measured by the last
+    history row if that row ended the phase before (``phase_end``: nothing has changed the
+    model since), else measured now."""
+    progress, last = run.progress, run.progress.history[-1] if run.progress.history else {}
+    before = run.method.phases()[progress.phase - 1] if progress.phase > 0 else None
+    if (before is not None and before.epochs > 0 and last.get("phase") == before.name
+            and last.get("epoch") == progress.epochs_done and "test_accuracy" in last):
+        return last["test_accuracy"]
+    return evaluate(run.method, run.model, run.data, "test", run.device)
+
+
 def enter_phase(run: Run, phase: Phase, log) -> None:
     """Open ``phase``: its pruning step with the test accuracy around it (unless the run
     resumes inside the phase), then the weights it ``rewind``s to, the method's ``enter``, the schedule and a fresh optimizer,
@@ -401,7 +433,7 @@ def enter_phase(run: Run, phase: Phase, log) -> None:
     method, model, progress = run.method, run.model, run.progress
     prunes_now = phase.prunes and progress.epoch == 0
     if prunes_now:
-        progress.before = evaluate(method, model, run.data, "test", run.device)
+        progress.before = accuracy_so_far(run)
         progress.event = prune(run, phase)
     method.enter(phase)
     if prunes_now:
@@ -476,7 +508,9 @@ def store_weights(run: Run) -> None:
 
 def run_phases(run: Run, log, checkpoint: Path | None, optimizer_state: dict | None = None) -> None:
     """The method's phases from where the run stands to the end (or a divergence), with a
-    checkpoint after every epoch; ``optimizer_state`` is that of the phase resumed."""
+    checkpoint after an epoch when one is due (``checkpoint_seconds``); ``optimizer_state``
+    is that of the phase resumed."""
+    every = checkpoint_seconds()
     for index, phase in enumerate(run.method.phases()):
         if index < run.progress.phase:
             continue
@@ -491,8 +525,9 @@ def run_phases(run: Run, log, checkpoint: Path | None, optimizer_state: dict | N
             store_weights(run)
             if run.progress.status == "diverged":
                 return
-            if checkpoint is not None:
+            if checkpoint is not None and time.monotonic() - run.checkpointed >= every:
                 save_checkpoint(checkpoint, run)
+                run.checkpointed = time.monotonic()
         run.progress.phase, run.progress.epoch = index + 1, 0
 
 

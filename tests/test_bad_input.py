@@ -153,3 +153,12 @@ def test_a_huge_manifest_file_is_refused_before_it_is_parsed(tmp_path, data_root
     code, error = prunebench(["run", str(path)], tmp_path, data_root, capsys)
     assert code == 2 and f"{path}: larger than 1,000,000 bytes" in error, error
     assert_nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("value", ["soon", "-5", "nan"])
+def test_a_bad_checkpoint_interval_exits_2_naming_the_variable(tmp_path, data_root, capsys, no_slurm, monkeypatch,
+                                                               value):
+    monkeypatch.setenv("PRUNEBENCH_CHECKPOINT_SECONDS", value)
+    code, error = prunebench(["run", "table-imp-vs-stable", "--profile", "smoke"], tmp_path, data_root, capsys)
+    assert code == 2 and "$PRUNEBENCH_CHECKPOINT_SECONDS" in error and repr(value) in error, error
+    assert_nothing_written(tmp_path)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.train import Parent, build_run, cached_dataset, enter_phase, train_epoch, train_run
+from bench.train import CHECKPOINT_SECONDS, Parent, build_run, cached_dataset, enter_phase, train_epoch, train_run
 from methods import METHODS
 
 from conftest import tiny_spec
@@ -16,6 +16,12 @@ from conftest import tiny_spec
 
 class Interrupt(Exception):
     pass
+
+
+@pytest.fixture(autouse=True)
+def every_epoch(monkeypatch):
+    """Checkpoints after every epoch: these runs' epochs take milliseconds, not the default 60 s."""
+    monkeypatch.setenv(CHECKPOINT_SECONDS, "0")
 
 
 def interrupt_after(lines: int):
@@ -115,6 +121,22 @@ def test_interrupted_runs_resume_to_the_same_record(small_data_root, tmp_path, m
     assert_same_run(resumed, reference)
 
 
+def test_a_checkpoint_waits_until_its_seconds_have_passed(small_data_root, tmp_path, monkeypatch):
+    spec, checkpoint = tiny_spec("dense", epochs=3), tmp_path / "run.pt"
+    monkeypatch.setenv(CHECKPOINT_SECONDS, "60")  # the default
+    with pytest.raises(Interrupt):
+        train_run(spec, small_data_root, log=interrupt_after(2), checkpoint=checkpoint)
+    assert not checkpoint.exists(), "a checkpoint written after 2 epochs of milliseconds"
+    monkeypatch.delenv(CHECKPOINT_SECONDS)
+    with pytest.raises(Interrupt):
+        train_run(spec, small_data_root, log=interrupt_after(2), checkpoint=checkpoint)
+    assert not checkpoint.exists()
+    monkeypatch.setenv(CHECKPOINT_SECONDS, "0.0")
+    with pytest.raises(Interrupt):
+        train_run(spec, small_data_root, log=interrupt_after(2), checkpoint=checkpoint)
+    assert torch.load(checkpoint, weights_only=True)["progress"]["epochs_done"] == 1
+
+
 def old_format(path, data_root):
     torch.save({"model": nn.Linear(2, 2)}, path)  # a pickled module, as checkpoints once were
 
@@ -170,3 +192,28 @@ def test_what_a_method_changes_while_training_is_in_its_state(small_data_root, m
     buffer = io.BytesIO()
     torch.save(state, buffer)
     assert equal(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True), state)
+
+
+def test_the_accuracy_before_a_prune_is_the_last_phase_ends_and_measured_only_when_there_is_none(
+        small_data_root, dense_parent, monkeypatch):
+    """IMP, two cycles of one epoch: the second prune's accuracy before is the first cycle's
+    end, as measured there; only the first prune (no phase of this run before it) measures."""
+    import bench.train as train
+
+    spec = tiny_spec("imp", {"cycles": 2, "retrain_epochs": 1}, goal=0.9, epochs=3)
+    splits = []
+    measured = train.evaluate
+
+    def counting(method, model, data, split, device):
+        splits.append(split)
+        return measured(method, model, data, split, device)
+    monkeypatch.setattr(train, "evaluate", counting)
+    reused = train_run(spec, small_data_root, dense_parent, log=quiet)
+    # per cycle: (before), after (test, val), the epoch's val, the phase end's test
+    assert splits == ["test", "test", "val", "val", "test", "test", "val", "val", "test"]
+    ends = [row["test_accuracy"] for row in reused.history if "test_accuracy" in row]
+    assert reused.record["accuracy_before_prune"] == ends[0]
+
+    monkeypatch.setattr(train, "accuracy_so_far",
+                        lambda run: measured(run.method, run.model, run.data, "test", run.device))
+    assert_same_run(reused, train_run(spec, small_data_root, dense_parent, log=quiet))

@@ -2,6 +2,7 @@
 table-imp-vs-stable runs as one SLURM job array per stage, its records equal those of the
 inline executor, and a second run submits nothing."""
 
+import os
 import re
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from bench.runspec import with_parents
 from bench.manifest import load
 from bench.store import RunStore
+from bench.train import CHECKPOINT_SECONDS
 
 pytestmark = pytest.mark.slurm
 
@@ -101,7 +103,8 @@ def test_a_preempted_run_resumes_to_the_record_of_an_uninterrupted_one(
     command = [sys.executable, "-m", "bench.cli", "run", str(path), "--profile", "base", "--executor", "slurm",
                "--cpus-per-task", "1", "--gpus-per-node", "0", "--mem-gb", "2", "--time-min", "10",
                "--results", str(results), "--data-root", str(data_root), "--no-report", "--quiet"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    every_epoch = {**os.environ, CHECKPOINT_SECONDS: "0"}  # the job's short epochs would not reach the default
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=every_epoch)
     checkpoint = RunStore(results).checkpoint_path(spec.run_id)
     deadline = time.time() + 300
     while not checkpoint.exists() and time.time() < deadline:

@@ -31,7 +31,7 @@ CATEGORIES = {
     HOOKS: "the method's set-up, pruning steps, regularizer, after-backward, after-step and end-of-epoch hooks",
     BATCHING: "drawing the training batches: shuffling, augmenting, normalising",
     EVALUATION: "validation after every epoch, test accuracies around pruning steps, at phase ends and at the end",
-    CHECKPOINTS: "the checkpoint written after every epoch",
+    CHECKPOINTS: "the checkpoints written, at most one a minute (PRUNEBENCH_CHECKPOINT_SECONDS)",
     RECORDS: "the record (sparsity, FLOPs), the run directory, the parent's weights read back",
     SET_UP: "models and optimizers built, phases entered, the history kept",
     HARNESS: "a worker's own loop: which run is next, its lock",
